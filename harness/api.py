@@ -1,0 +1,296 @@
+"""The optbench contracts. Read this file first.
+
+optbench measures one number: wall-clock seconds of *training* until a fixed
+validation target is met. Three kinds of code meet here:
+
+* a **workload** (``workloads/<family>/``) owns data, model, loss and evaluation
+  and fixes, per *size*, the batch size, the target, the timed budget and the
+  step hint;
+* an **optimizer submission** (``submissions/optimizers/<name>.py`` or a plugin)
+  turns parameters into an optimizer and a learning-rate schedule;
+* a **norm submission** (``submissions/norms/<name>.py`` or a plugin) builds the
+  normalization layer placed at every norm site of the workload's model.
+
+The harness (``harness/runner.py``) pairs one optimizer with one norm on one
+workload size and times the training loop under AlgoPerf's rules.
+
+This module is deliberately free of torch imports: ``bench list`` and
+``bench --help`` read workload metadata without paying for ``import torch``.
+
+Writing a submission
+--------------------
+A submission is a plain Python module (or any object) with these names::
+
+    KIND = "optimizer"                      # or "norm"
+    DESCRIPTION = "one line for bench list"
+    PAPER = "citation or URL"
+    DEFAULTS = {"lr": 1e-3, ...}            # self-tuning hyperparameters
+    SEARCH_SPACE = {"lr": {"min": 1e-4, "max": 1e-2, "scaling": "log"}, ...}
+
+    # optimizer submissions
+    def make_optimizer(params: list[TypedParameter], hp: Hyperparameters,
+                       step_hint: int) -> torch.optim.Optimizer: ...
+    def make_schedule(optimizer, hp, step_hint) -> LRScheduler | None: ...   # optional
+    def update(ctx: StepContext) -> torch.Tensor: ...                        # optional
+    def prepare_for_eval(ctx: StepContext) -> None: ...                      # optional
+    def prepare_for_train(ctx: StepContext) -> None: ...                     # optional
+
+    # norm submissions
+    SITES = ("conv", "node")                # the NormSite values it supports
+    def make_norm(site: str, num_features: int, hp: Hyperparameters) -> nn.Module: ...
+    def transform_model(model, hp) -> nn.Module: ...                         # optional
+
+``KIND``, ``DESCRIPTION``, ``PAPER``, ``DEFAULTS``, ``SEARCH_SPACE`` and ``SITES``
+must be literals: optbench reads them without importing the module.
+``submissions/optimizers/adamw.py`` is the model to copy.
+
+Search spaces use AlgoPerf's ``tuning_search_space.json`` format: each
+hyperparameter is ``{"min": a, "max": b, "scaling": "log" | "linear"}`` or
+``{"feasible_points": [...]}``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pathlib import Path
+
+    import torch
+    from torch import nn
+
+
+# --------------------------------------------------------------------------- #
+# What a workload fixes                                                        #
+# --------------------------------------------------------------------------- #
+
+Direction = Literal["max", "min"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The validation (and optional test) value that ends a run as `reached`.
+
+    ``metric`` names the quantity; evaluations report it as
+    ``validation/<metric>`` and ``test/<metric>``. As in AlgoPerf, the target is
+    met when the value is strictly better than the threshold.
+    """
+
+    metric: str
+    validation: float
+    direction: Direction
+    test: float | None = None
+
+    def _better(self, value: float | None, threshold: float) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        return value > threshold if self.direction == "max" else value < threshold
+
+    def met(self, metrics: Mapping[str, float]) -> bool:
+        if not self._better(metrics.get(f"validation/{self.metric}"), self.validation):
+            return False
+        if self.test is not None:
+            return self._better(metrics.get(f"test/{self.metric}"), self.test)
+        return True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "value": self.validation,
+            "direction": self.direction,
+            "test_value": self.test,
+        }
+
+
+@dataclass(frozen=True)
+class Size:
+    """One fixed configuration of a workload (``tiny`` for CPU, ``full`` for GPU).
+
+    Everything that defines the benchmark problem lives here, so two runs of the
+    same size are comparable. ``eval_every_steps`` makes steps-to-target
+    reproducible (tiny sizes); ``eval_every_s`` bounds evaluation overhead on
+    long runs (full sizes), as AlgoPerf's ``eval_period_time_sec``.
+    """
+
+    name: str
+    description: str
+    dataset: str
+    model: str
+    batch_size: int
+    target: Target
+    max_runtime_s: float
+    step_hint: int
+    eval_every_steps: int | None = None
+    eval_every_s: float | None = None
+    max_steps: int | None = None
+    device: Literal["cpu", "cuda"] = "cpu"
+    calibration: str = ""  # how target and budget were set (shown by bench list --json)
+
+    def __post_init__(self) -> None:
+        if (self.eval_every_steps is None) == (self.eval_every_s is None):
+            raise ValueError(f"size {self.name!r}: set exactly one of eval_every_steps / eval_every_s")
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """What ``bench list`` shows and the runner needs before importing torch.
+
+    ``task`` is ``"module:Class"`` of the :class:`Task` subclass that does the
+    work; it is imported only when a run starts. ``prepare`` is an optional
+    ``"module:function"`` taking ``(data_dir, size_name)`` that downloads and
+    verifies the dataset (``bench data prepare <workload>``).
+    """
+
+    name: str
+    description: str
+    sizes: Mapping[str, Size]
+    norm_sites: tuple[str, ...]
+    default_norm: str
+    default_optimizer: str
+    task: str
+    prepare: str | None = None
+
+
+# --------------------------------------------------------------------------- #
+# Parameter types and norm sites                                               #
+# --------------------------------------------------------------------------- #
+
+
+class ParamType(str, enum.Enum):
+    """What a parameter is, so optimizers can treat kinds differently
+    (Muon on matrices, no weight decay on norms and biases, ...)."""
+
+    MATRIX = "matrix"  # weight of a linear layer (2-d)
+    CONV = "conv"  # convolution kernel (>= 3-d)
+    EMBEDDING = "embedding"  # lookup table (may be tied to the output head)
+    HEAD = "head"  # final classifier / read-out weight
+    BIAS = "bias"
+    NORM = "norm"  # scale / shift (and other parameters) of norm layers
+    OTHER = "other"
+
+
+class NormSite(str, enum.Enum):
+    """Where a workload places normalization layers, by input layout."""
+
+    CONV = "conv"  # (N, C, H, W): channels of a conv feature map
+    TOKEN = "token"  # (..., C): features of a token in a sequence
+    NODE = "node"  # (N, C): features of a graph node / a flat vector
+
+
+@dataclass
+class TypedParameter:
+    name: str
+    param: "nn.Parameter"
+    type: ParamType
+
+
+class Hyperparameters(dict):
+    """A dict whose keys also read as attributes: ``hp.lr`` or ``hp["lr"]``."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(
+                f"hyperparameter {key!r} is not set (have: {', '.join(sorted(self)) or 'none'})"
+            ) from None
+
+
+NormFactory = Callable[[str, int], "nn.Module"]
+"""``norm(site, num_features) -> nn.Module``; the workload calls it at every norm site."""
+
+
+# --------------------------------------------------------------------------- #
+# What a workload implements                                                   #
+# --------------------------------------------------------------------------- #
+
+
+class Task:
+    """One workload at one size, data loaded and ready.
+
+    The runner calls, in order: ``__init__`` (untimed: load data onto the
+    device), ``build_model`` (untimed), then per step ``next_batch`` and
+    ``loss`` (timed), and ``evaluate`` at eval boundaries (untimed, under
+    ``torch.no_grad()`` with the model in eval mode).
+    """
+
+    def __init__(self, size: Size, device: "torch.device", data_dir: "Path", seed: int) -> None:
+        self.size = size
+        self.device = device
+        self.data_dir = data_dir
+        self.seed = seed
+
+    def build_model(self, norm: NormFactory) -> "nn.Module":
+        raise NotImplementedError
+
+    def param_types(self, model: "nn.Module") -> dict[str, ParamType]:
+        """Type of every parameter, by name. The default infers it from the
+        owning module; override where the inference is wrong for your model."""
+        from harness.params import infer_param_types
+
+        return infer_param_types(model)
+
+    def next_batch(self, step: int) -> Any:
+        """The training batch for ``step``, on the device. Deterministic in
+        (seed, step). Timed: keep it on-device and cheap."""
+        raise NotImplementedError
+
+    def loss(self, model: "nn.Module", batch: Any) -> "torch.Tensor":
+        """Mean training loss of ``model`` on ``batch`` (a scalar tensor)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: "nn.Module") -> dict[str, float]:
+        """``{"validation/<metric>": v, "test/<metric>": v, ...}`` as floats."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- #
+# What an optimizer submission sees at each step                               #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class StepContext:
+    """Everything a custom ``update`` (SAM, SMB, closures, ...) may use.
+
+    ``loss_fn()`` runs a forward pass on the current batch and returns the
+    mean loss; call it as often as the algorithm needs (every call is timed).
+    """
+
+    model: "nn.Module"
+    optimizer: Any
+    schedule: Any
+    batch: Any
+    step: int
+    hp: Hyperparameters
+    step_hint: int
+    task: Task
+    extra: dict[str, Any] = field(default_factory=dict)  # submission's own state
+
+    def loss_fn(self) -> "torch.Tensor":
+        return self.task.loss(self.model, self.batch)
+
+
+def default_update(ctx: StepContext) -> "torch.Tensor":
+    """The usual step: forward, backward, optimizer step, schedule step."""
+    ctx.optimizer.zero_grad(set_to_none=True)
+    loss = ctx.loss_fn()
+    loss.backward()
+    ctx.optimizer.step()
+    if ctx.schedule is not None:
+        ctx.schedule.step()
+    return loss.detach()
+
+
+# Names a submission module may define; the registry checks them.
+OPTIMIZER_REQUIRED = ("DEFAULTS", "SEARCH_SPACE", "make_optimizer")
+OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train")
+NORM_REQUIRED = ("SITES", "make_norm")
+NORM_OPTIONAL = ("DEFAULTS", "SEARCH_SPACE", "transform_model")
+KINDS = ("optimizer", "norm")
+
+# Run outcomes written to run.json.
+STATUSES = ("reached", "budget_exhausted", "diverged", "interrupted", "error")

@@ -1,0 +1,276 @@
+"""The ``bench`` command line: a thin layer over harness.runner and friends.
+
+Import nothing heavy at module level: ``bench --help`` and ``bench list``
+must answer without importing torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="optbench: wall-clock time to a fixed target for training algorithms.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Download and verify datasets for the full sizes.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Our errors become one red line and their exit code; never a traceback."""
+    from harness.errors import OptbenchError
+
+    try:
+        yield
+    except OptbenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+# --------------------------------------------------------------------------- #
+# bench run                                                                    #
+# --------------------------------------------------------------------------- #
+
+
+class _RichObserver:
+    """Progress bar and summary; called only at untimed eval boundaries."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[step]:>6}[/] steps"),
+            BarColumn(),
+            TextColumn("{task.completed:6.1f}/{task.total:.0f} timed s"),
+            TextColumn("{task.fields[metric]}"),
+            TimeElapsedColumn(),
+            console=console,
+            auto_refresh=False,  # redraw only at evals: no thread competing with training
+        )
+        self.task_id = None
+        self.plan = None
+
+    def on_start(self, plan, run_dir: Path) -> None:
+        self.plan = plan
+        self.progress.start()
+        self.task_id = self.progress.add_task("train", total=plan.max_runtime_s, step=0, metric="waiting for first eval")
+        self.progress.refresh()
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        target = self.plan.size.target
+        key = f"validation/{target.metric}"
+        value = row.get(key)
+        sign = ">" if target.direction == "max" else "<"
+        text = f"{key} {value:.4f} (target {sign} {target.validation:g})" if value is not None else ""
+        self.progress.update(self.task_id, completed=min(row["timed_s"], self.plan.max_runtime_s), step=row["step"], metric=text)
+        self.progress.refresh()
+
+    def on_end(self, record: dict[str, Any]) -> None:
+        self.progress.stop()
+
+
+def _banner(plan, size_was_default: bool) -> None:
+    info, size = plan.workload.info, plan.size
+    target = size.target
+    sign = ">" if target.direction == "max" else "<"
+    why = ""
+    if size_was_default:
+        why = " (default: a CUDA device is present)" if size.name == "full" else " (default: no CUDA device; use --size full on a GPU)"
+    console.print(
+        f"[bold]optbench[/] · workload [cyan]{info.name}[/] size [cyan]{size.name}[/]{why}\n"
+        f"  optimizer [green]{plan.optimizer.name}[/] ({plan.optimizer.origin}) · norm [green]{plan.norm.name}[/] ({plan.norm.origin}) · seed {plan.seed}\n"
+        f"  target validation/{target.metric} {sign} {target.validation:g} · budget {plan.max_runtime_s:g} timed s"
+        + (f" or {plan.max_steps} steps" if plan.max_steps else "")
+        + (f" · [yellow]unofficial: {', '.join(plan.deviations)}[/]" if plan.deviations else ""),
+        highlight=False,
+    )
+
+
+def _summary(result) -> None:
+    from rich.table import Table
+
+    rec = result.record
+    colour = {"reached": "green", "budget_exhausted": "yellow", "diverged": "red", "error": "red", "interrupted": "yellow"}
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", f"[{colour.get(rec['status'], 'white')}]{rec['status']}[/] — {rec['reason']}")
+    ttt = rec["time_to_target_s"]
+    table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else "— (missed)")
+    table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")
+    table.add_row("timed / eval / set-up", f"{rec['timed_s']:.2f} s / {rec['eval_s']:.2f} s / {rec['setup_s']:.2f} s")
+    table.add_row("steps / evals", f"{rec['steps']} / {rec['evals']}")
+    for key, value in sorted(rec.get("final_metrics", {}).items()):
+        table.add_row(key, f"{value:.4f}")
+    table.add_row("hardware", rec["fingerprint"].get("hardware_id", "?"))
+    table.add_row("record", str(result.run_dir))
+    console.print(table)
+
+
+@app.command()
+def run(
+    submission: Optional[str] = typer.Option(None, "--submission", "-s", help="Optimizer or norm: a name, a ./file.py, or module:attr. Default: the workload's baseline optimizer."),
+    workload: str = typer.Option(..., "--workload", "-w", help="Workload family, e.g. cifar."),
+    size: Optional[str] = typer.Option(None, "--size", help="tiny (CPU) or full (GPU). Default: full when CUDA is present, else tiny."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="Norm submission to pair with the optimizer. Default: the workload's."),
+    seed: int = typer.Option(0, "--seed", help="Run seed; every random stream derives from it."),
+    output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
+    experiment: str = typer.Option("runs", "--experiment", help="Results sub-directory grouping runs."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value, e.g. optimizer.lr=3e-3 budget.max_steps=200."),
+) -> None:
+    """Train one submission on one workload and time it to the target."""
+    with _user_errors():
+        from harness.runner import execute, plan_run
+
+        plan = plan_run(
+            workload, submission, size=size, norm=norm, seed=seed, output=output,
+            experiment=experiment, overrides=overrides or [],
+        )
+        _banner(plan, size_was_default=size is None)
+        result = execute(plan, _RichObserver())
+    _summary(result)
+    if result.status == "error":
+        err_console.print(f"[bold red]error:[/] {result.record['reason']}", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+# --------------------------------------------------------------------------- #
+# bench list                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def _listing() -> dict[str, Any]:
+    from harness.registry import Registry
+
+    registry = Registry()
+    workloads = []
+    for name, entry in sorted(registry.workloads.items()):
+        info = entry.info
+        for size in info.sizes.values():
+            t = size.target
+            workloads.append({
+                "workload": name, "size": size.name, "origin": entry.origin, "dataset": size.dataset,
+                "model": size.model, "batch_size": size.batch_size, "device": size.device,
+                "target": {"metric": f"validation/{t.metric}", "direction": t.direction, "value": t.validation, "test_value": t.test},
+                "max_runtime_s": size.max_runtime_s, "step_hint": size.step_hint,
+                "eval_every_steps": size.eval_every_steps, "eval_every_s": size.eval_every_s,
+                "max_steps": size.max_steps, "norm_sites": list(info.norm_sites),
+                "default_optimizer": info.default_optimizer, "default_norm": info.default_norm,
+                "calibration": size.calibration,
+            })
+    submissions = []
+    for name, plugin in sorted(registry.submissions.items()):
+        try:
+            meta = plugin.meta
+        except Exception as exc:  # a broken plugin is listed, not fatal
+            submissions.append({"name": name, "kind": "?", "origin": plugin.origin, "error": str(exc)})
+            continue
+        sites = list(meta.get("SITES", ()))
+        applies = sorted(
+            w for w, e in registry.workloads.items()
+            if meta.get("KIND") != "norm" or all(s in sites for s in e.info.norm_sites)
+        )
+        submissions.append({
+            "name": name, "kind": meta.get("KIND", "?"), "origin": plugin.origin,
+            "source": str(plugin.source) if plugin.source else plugin.target,
+            "distribution": plugin.distribution, "version": plugin.version,
+            "description": meta.get("DESCRIPTION", ""), "paper": meta.get("PAPER", ""),
+            "sites": sites, "workloads": applies,
+        })
+    return {"workloads": workloads, "submissions": submissions, "name_clashes": registry.clashes}
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Workloads with their sizes, targets and budgets; submissions with kind and origin."""
+    with _user_errors():
+        listing = _listing()
+    if as_json:
+        print(json.dumps(listing, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="Workloads", title_justify="left")
+    for col in ("workload", "size", "dataset · model", "batch", "target", "budget", "eval every", "step hint", "device"):
+        table.add_column(col)
+    for w in listing["workloads"]:
+        t = w["target"]
+        sign = ">" if t["direction"] == "max" else "<"
+        every = f"{w['eval_every_steps']} steps" if w["eval_every_steps"] else f"{w['eval_every_s']:g} s"
+        table.add_row(w["workload"], w["size"], f"{w['dataset']} · {w['model']}", str(w["batch_size"]),
+                      f"{t['metric']} {sign} {t['value']:g}", f"{w['max_runtime_s']:g} s", every,
+                      str(w["step_hint"]), w["device"])
+    console.print(table)
+    table = Table(title="Submissions", title_justify="left")
+    for col in ("name", "kind", "origin", "sites / workloads", "description"):
+        table.add_column(col)
+    for s in listing["submissions"]:
+        where = ", ".join(s.get("workloads", []))
+        if s.get("sites"):
+            where = f"sites {', '.join(s['sites'])} → {where or 'none'}"
+        origin = s["origin"] if s["origin"] != "entry_point" else f"entry point ({s.get('distribution')} {s.get('version')})"
+        table.add_row(s["name"], s["kind"], origin, where, s.get("description", "") or s.get("error", ""))
+    console.print(table)
+    for name, origins in listing["name_clashes"].items():
+        err_console.print(f"[yellow]warning:[/] submission {name!r} is defined twice: {' and '.join(origins)}")
+
+
+# --------------------------------------------------------------------------- #
+# bench hw, bench data                                                         #
+# --------------------------------------------------------------------------- #
+
+
+@app.command()
+def hw(as_json: bool = typer.Option(False, "--json", help="The full fingerprint as JSON.")) -> None:
+    """The hardware/software fingerprint stored in every record, and its hardware_id."""
+    from harness import fingerprint
+
+    fp = fingerprint.collect()
+    if as_json:
+        print(json.dumps(fp, indent=2, default=str))
+    else:
+        console.print(fingerprint.summary(fp), highlight=False)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    workload: str = typer.Argument(..., help="Workload whose dataset to fetch, e.g. cifar."),
+    size: str = typer.Option("full", "--size"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Default: $OPTBENCH_DATA or ~/.cache/optbench."),
+) -> None:
+    """Download and verify a workload's dataset (needs internet)."""
+    with _user_errors():
+        import importlib
+
+        from harness.errors import UserInputError
+        from harness.registry import Registry
+        from harness.runner import resolve_data_dir
+
+        entry = Registry().workload(workload)
+        if not entry.info.prepare:
+            raise UserInputError(f"workload {workload!r} needs no preparation (its data ships with the code or is generated)")
+        module, _, fn = entry.info.prepare.partition(":")
+        root = resolve_data_dir({"data_dir": str(data_dir) if data_dir else None})
+        path = getattr(importlib.import_module(module), fn)(root, size)
+        console.print(f"ready: {path}")
+
+
+def main() -> None:
+    app(prog_name="bench")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

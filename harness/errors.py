@@ -1,0 +1,42 @@
+"""Errors the CLI turns into one readable line and an exit code."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class OptbenchError(Exception):
+    """Base: the message is shown to the user as is, without a traceback."""
+
+    exit_code = 1
+
+
+class UserInputError(OptbenchError):
+    """Bad names, options or overrides: nothing was run or written."""
+
+    exit_code = 2
+
+
+class PluginError(OptbenchError):
+    """A plugin failed to import or breaks the contract."""
+
+    exit_code = 1
+
+
+class DataError(OptbenchError):
+    """A dataset is missing or does not verify."""
+
+    exit_code = 1
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    if close:
+        return f"did you mean {' or '.join(repr(c) for c in close)}?"
+    return f"choose from: {', '.join(choices)}" if choices else "none are available"
+
+
+def unknown(what: str, name: str, choices: Iterable[str]) -> UserInputError:
+    return UserInputError(f"unknown {what} {name!r}; {did_you_mean(name, choices)}")

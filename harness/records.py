@@ -1,0 +1,167 @@
+"""Run records: one directory per run, ``run.json`` + ``metrics.jsonl``.
+
+``run.json`` is replaced atomically (temp file, fsync, rename), so a reader or
+a crash never sees half a record. ``metrics.jsonl`` is append-only, one JSON
+object per evaluation, flushed as it is written. Records are data only: no
+pickle anywhere.
+
+run.json schema (version 1)
+---------------------------
+schema_version     1
+run_id             unique id of this run (directory name)
+experiment         grouping name (``--experiment``; default "runs")
+workload, size     e.g. "cifar", "tiny"
+submission         what the user asked for: {name, kind, origin, source, sha256, distribution, version}
+optimizer, norm    the plugins actually used (same fields); hyperparameters of each under
+hyperparameters    {"optimizer": {...}, "norm": {...}}
+seed, seeds        the run seed and the derived per-purpose seeds
+status             reached | budget_exhausted | diverged | interrupted | error | running
+reason             one line saying why the run stopped
+target             {metric, value, direction, test_value}
+time_to_target_s   timed seconds at the first eval meeting the target (null when missed)
+steps_to_target    training steps at that eval (null when missed)
+timed_s            timed training seconds (steps, compilation, prepare_for_eval)
+eval_s             untimed evaluation seconds
+setup_s            untimed set-up seconds (data, model, optimizer)
+wall_s             wall-clock seconds of the whole run
+steps, evals       training steps taken, evaluations made
+budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s}
+official           false when an override changed the size's budget or cadence
+final_metrics      metrics of the last evaluation
+error              {type, message, traceback} when status is error
+fingerprint        hardware/software fingerprint, with hardware_id
+config             the fully composed configuration
+started_at, finished_at   ISO-8601 UTC
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def safe_name(name: str) -> str:
+    """A single path component: no separators, no '..', never empty."""
+    cleaned = _SAFE.sub("_", str(name)).strip("._") or "unnamed"
+    return cleaned[:120]
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN/inf: write them as strings so the file stays standard."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(_clean(obj), default=_json_default, allow_nan=False, **kwargs)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(dumps(obj, indent=2, sort_keys=False))
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class MetricsLog:
+    """Append-only JSONL; each line is flushed when written (at eval time only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = open(self.path, "a", buffering=1)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._file.write(dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def make_run_dir(root: Path, *parts: str, run_name: str) -> Path:
+    """Create ``root/<parts...>/<run_name>`` (suffix -2, -3... if it exists) and
+    check it stays inside ``root``."""
+    root = Path(root).resolve()
+    base = root.joinpath(*[safe_name(p) for p in parts])
+    name = safe_name(run_name)
+    for i in range(1, 10_000):
+        candidate = base / (name if i == 1 else f"{name}-{i}")
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            continue
+        if root not in candidate.resolve().parents:
+            raise ValueError(f"run directory {candidate} escapes the results root {root}")
+        return candidate
+    raise RuntimeError(f"could not create a run directory under {base}")
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    with open(Path(run_dir) / RUN_FILE) as f:
+        return json.load(f)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of metrics.jsonl; a truncated last line (a crash mid-write) is skipped."""
+    rows = []
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return rows
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def iter_run_dirs(root: Path) -> Iterator[Path]:
+    for path in sorted(Path(root).rglob(RUN_FILE)):
+        yield path.parent

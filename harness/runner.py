@@ -1,0 +1,468 @@
+"""The timed runner: one workload size, one optimizer, one norm, one seed.
+
+Timing follows AlgoPerf's rules:
+
+* untimed: loading data onto the device, building the model and optimizer,
+  evaluation, writing records;
+* timed: every training step (data selection, forward, backward, update,
+  compilation on first steps) and the submission's ``prepare_for_eval`` /
+  ``prepare_for_train`` hooks.
+
+The timed loop does no device synchronization, no host transfer and no file
+write per step. The device is synchronized and the clock read only at eval
+boundaries; the training loss is summed on the device and copied to the host
+once per evaluation, which is also when divergence is detected. The only
+per-step bookkeeping is one host ``perf_counter()`` read (no sync) so a run
+can stop when its timed budget is spent and, for time-based cadences, know
+when an evaluation is due.
+
+Use it from Python::
+
+    from harness.runner import plan_run, execute
+    result = execute(plan_run(workload="cifar", submission="lion", size="tiny"))
+    result.record["time_to_target_s"]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness import api
+from harness.config import compose
+from harness.errors import OptbenchError, UserInputError
+from harness.records import (
+    SCHEMA_VERSION,
+    MetricsLog,
+    make_run_dir,
+    now_iso,
+    write_json_atomic,
+)
+from harness.registry import Plugin, Registry, WorkloadEntry, size_of
+from harness.seeding import default_threads, derive_seed
+
+EXIT_CODES = {"reached": 0, "budget_exhausted": 0, "diverged": 0, "error": 1, "interrupted": 130}
+
+
+class Observer(Protocol):
+    """Receives progress; called only at untimed moments."""
+
+    def on_start(self, plan: "RunPlan", run_dir: Path) -> None: ...
+    def on_eval(self, row: dict[str, Any]) -> None: ...
+    def on_end(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class RunPlan:
+    """A fully resolved, validated run; nothing has been written yet."""
+
+    workload: WorkloadEntry
+    size: api.Size
+    optimizer: Plugin
+    norm: Plugin
+    asked: Plugin  # the submission named on the command line
+    label: str  # results sub-directory for this optimizer/norm pairing
+    hp_optimizer: api.Hyperparameters
+    hp_norm: api.Hyperparameters
+    config: dict[str, Any]
+    max_runtime_s: float
+    max_steps: int | None
+    eval_every_steps: int | None
+    eval_every_s: float | None
+    deviations: list[str] = field(default_factory=list)
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    record: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.status, 1)
+
+
+def default_size(entry: WorkloadEntry) -> str:
+    """``full`` when a CUDA device is present (and the workload has one), else ``tiny``."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    return "full" if has_cuda and "full" in entry.info.sizes else "tiny"
+
+
+def plan_run(
+    workload: str,
+    submission: str | None = None,
+    *,
+    size: str | None = None,
+    norm: str | None = None,
+    seed: int | None = None,
+    output: str | Path | None = None,
+    experiment: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    registry: Registry | None = None,
+) -> RunPlan:
+    """Resolve names and compose the config; raise UserInputError on bad input.
+
+    ``submission`` may be an optimizer or a norm; the other half defaults to
+    the workload's baseline (``default_optimizer`` / ``default_norm``).
+    """
+    registry = registry or Registry()
+    entry = registry.workload(workload)
+    size_name = size or default_size(entry)
+    size_spec = size_of(entry, size_name)
+    info = entry.info
+
+    asked = registry.submission(submission or info.default_optimizer)
+    if asked.kind == "norm":
+        if norm is not None:
+            raise UserInputError(f"{asked.name!r} is a norm submission; pass an optimizer as --submission with --norm")
+        norm_plugin, optimizer_plugin = asked, registry.submission(info.default_optimizer, "optimizer")
+    elif asked.kind == "optimizer":
+        optimizer_plugin = asked
+        norm_plugin = registry.submission(norm or info.default_norm, "norm")
+    else:
+        raise UserInputError(f"submission {asked.name!r} has unknown KIND {asked.kind!r}")
+
+    sites = tuple(norm_plugin.meta.get("SITES", ()))
+    unsupported = [s for s in info.norm_sites if s not in sites]
+    if unsupported:
+        raise UserInputError(
+            f"norm {norm_plugin.name!r} supports sites {', '.join(sites) or 'none'}; "
+            f"workload {info.name!r} needs {', '.join(info.norm_sites)}"
+        )
+
+    opt_defaults = dict(optimizer_plugin.meta.get("DEFAULTS", {}))
+    norm_defaults = dict(norm_plugin.meta.get("DEFAULTS", {}) or {})
+    cli_overrides = list(overrides)
+    if seed is not None:
+        cli_overrides.append(f"seed={seed}")
+    if output is not None:
+        cli_overrides.append(f"output={output}")
+    if experiment is not None:
+        cli_overrides.append(f"experiment={experiment}")
+    config = compose(cli_overrides, {"optimizer": opt_defaults, "norm": norm_defaults})
+    hp_opt = api.Hyperparameters({**opt_defaults, **config.get("optimizer", {})})
+    hp_norm = api.Hyperparameters({**norm_defaults, **config.get("norm", {})})
+
+    budget, cadence = config["budget"], config["eval"]
+    deviations = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    every_steps, every_s = cadence["every_steps"], cadence["every_s"]
+    if every_steps is None and every_s is None:
+        every_steps, every_s = size_spec.eval_every_steps, size_spec.eval_every_s
+    for name, value in (("eval.every_steps", every_steps), ("eval.every_s", every_s), ("budget.max_steps", budget["max_steps"])):
+        if value is not None and value <= 0:
+            raise UserInputError(f"{name} must be positive, got {value}")
+
+    label = asked.name
+    if asked.kind == "optimizer" and norm_plugin.name != info.default_norm:
+        label = f"{optimizer_plugin.name}+{norm_plugin.name}"
+    config["workload"] = {"name": info.name, "size": size_name}
+    config["submission"] = {"optimizer": optimizer_plugin.name, "norm": norm_plugin.name, "asked": submission}
+    return RunPlan(
+        workload=entry,
+        size=size_spec,
+        optimizer=optimizer_plugin,
+        norm=norm_plugin,
+        asked=asked,
+        label=label,
+        hp_optimizer=hp_opt,
+        hp_norm=hp_norm,
+        config=config,
+        max_runtime_s=float(budget["max_runtime_s"] or size_spec.max_runtime_s),
+        max_steps=budget["max_steps"] or size_spec.max_steps,
+        eval_every_steps=every_steps,
+        eval_every_s=every_s,
+        deviations=deviations,
+    )
+
+
+def resolve_data_dir(config: dict[str, Any]) -> Path:
+    if config.get("data_dir"):
+        return Path(config["data_dir"]).expanduser()
+    return Path(os.environ.get("OPTBENCH_DATA", "~/.cache/optbench")).expanduser()
+
+
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _import_task(spec: str):
+    import importlib
+
+    module, _, cls = spec.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def execute(plan: RunPlan, observer: Observer | None = None) -> RunResult:
+    """Run the plan: set up (untimed), train (timed), evaluate (untimed), record.
+
+    Returns the record; ``status`` says how the run ended. A run that fails
+    after its directory exists always leaves a complete ``run.json``.
+    """
+    import torch
+
+    from harness import fingerprint as fp_mod
+    from harness.params import count_parameters, typed_parameters
+    from harness.seeding import set_determinism
+
+    wall0 = time.perf_counter()
+    started_at = now_iso()
+    config = plan.config
+    seed = plan.seed
+    seeds = {purpose: derive_seed(seed, purpose) for purpose in ("model", "data", "submission")}
+    threads = int(config["threads"] or default_threads())
+    set_determinism(seeds["model"], threads)
+    device = _resolve_device(config["device"])
+
+    # Untimed set-up 1: data onto the device. A missing dataset stops here,
+    # before any record exists.
+    optimizer_sub = plan.optimizer.load()
+    norm_sub = plan.norm.load()
+    task_cls = _import_task(plan.workload.info.task)
+    task: api.Task = task_cls(plan.size, device, resolve_data_dir(config), seeds["data"])
+    fingerprint = fp_mod.collect(world_size=1)
+
+    run_dir = make_run_dir(
+        Path(config["output"]),
+        config["experiment"],
+        f"{plan.workload.info.name}-{plan.size.name}",
+        plan.label,
+        run_name=f"{time.strftime('%Y%m%d-%H%M%S')}-s{seed}",
+    )
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_dir.name,
+        "experiment": config["experiment"],
+        "workload": plan.workload.info.name,
+        "size": plan.size.name,
+        "submission": plan.asked.provenance(),
+        "optimizer": plan.optimizer.provenance(),
+        "norm": plan.norm.provenance(),
+        "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
+        "seed": seed,
+        "seeds": seeds,
+        "threads": threads,
+        "device": str(device),
+        "status": "running",
+        "reason": "",
+        "target": plan.size.target.as_dict(),
+        "time_to_target_s": None,
+        "steps_to_target": None,
+        "timed_s": 0.0,
+        "eval_s": 0.0,
+        "setup_s": None,
+        "wall_s": None,
+        "steps": 0,
+        "evals": 0,
+        "budget": {
+            "max_runtime_s": plan.max_runtime_s,
+            "max_steps": plan.max_steps,
+            "eval_every_steps": plan.eval_every_steps,
+            "eval_every_s": plan.eval_every_s,
+        },
+        "official": not plan.deviations,
+        "deviations": plan.deviations,
+        "model_parameters": None,
+        "final_metrics": {},
+        "error": None,
+        "fingerprint": fingerprint,
+        "config": config,
+        "started_at": started_at,
+        "finished_at": None,
+    }
+    write_json_atomic(run_dir / "run.json", record)
+    metrics_log = MetricsLog(run_dir / "metrics.jsonl")
+    if observer:
+        observer.on_start(plan, run_dir)
+
+    loop = _Loop(plan, task, device, record, metrics_log, observer, wall0)
+    try:
+        # Untimed set-up 2: model, norm transform, optimizer, schedule.
+        norm_hook = norm_sub.obj.make_norm
+        supported = set(norm_sub.sites)
+
+        def norm_factory(site: str, num_features: int):
+            if site not in supported:
+                raise UserInputError(f"norm {norm_sub.name!r} does not support site {site!r}")
+            return norm_hook(site, num_features, plan.hp_norm)
+
+        model = task.build_model(norm_factory)
+        transform = norm_sub.hook("transform_model")
+        if transform is not None:
+            model = transform(model, plan.hp_norm) or model
+        model = model.to(device)
+        model.train()
+        record["model_parameters"] = count_parameters(model)
+        params = typed_parameters(model, task.param_types(model))
+        optimizer = optimizer_sub.obj.make_optimizer(params, plan.hp_optimizer, plan.size.step_hint)
+        make_schedule = optimizer_sub.hook("make_schedule")
+        schedule = make_schedule(optimizer, plan.hp_optimizer, plan.size.step_hint) if make_schedule else None
+        torch.manual_seed(seeds["submission"])
+        record["setup_s"] = time.perf_counter() - wall0
+        ctx = api.StepContext(
+            model=model,
+            optimizer=optimizer,
+            schedule=schedule,
+            batch=None,
+            step=0,
+            hp=plan.hp_optimizer,
+            step_hint=plan.size.step_hint,
+            task=task,
+        )
+        loop.train(ctx, optimizer_sub)
+    except KeyboardInterrupt:
+        loop.close_segment()
+        record["status"], record["reason"] = "interrupted", "interrupted by the user (Ctrl-C)"
+    except Exception as exc:
+        loop.close_segment()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        record["status"] = "error"
+        record["reason"] = f"{type(exc).__name__}: {message}".rstrip(": ")
+        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    finally:
+        metrics_log.close()
+        record["wall_s"] = time.perf_counter() - wall0
+        record["finished_at"] = now_iso()
+        if record["setup_s"] is None:
+            record["setup_s"] = record["wall_s"]
+        write_json_atomic(run_dir / "run.json", record)
+    if observer:
+        observer.on_end(record)
+    return RunResult(run_dir, record)
+
+
+class _Loop:
+    """The timed training loop and its eval boundaries."""
+
+    def __init__(self, plan, task, device, record, metrics_log, observer, wall0: float) -> None:
+        import torch
+
+        self.plan, self.task, self.device = plan, task, device
+        self.record, self.metrics_log, self.observer = record, metrics_log, observer
+        self.torch = torch
+        self.wall0 = wall0
+        self.timed = 0.0
+        self.segment_start: float | None = None
+        self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def _now(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+    def open_segment(self) -> None:
+        self.segment_start = self._now()
+
+    def close_segment(self) -> None:
+        """Stop the clock (after a device sync) and add the segment to timed."""
+        if self.segment_start is not None:
+            self.timed += self._now() - self.segment_start
+            self.segment_start = None
+        self.record["timed_s"] = self.timed
+
+    def train(self, ctx: api.StepContext, sub) -> None:
+        torch, plan, record = self.torch, self.plan, self.record
+        update = sub.hook("update") or api.default_update
+        prepare_for_eval = sub.hook("prepare_for_eval")
+        prepare_for_train = sub.hook("prepare_for_train")
+        budget_s, max_steps = plan.max_runtime_s, plan.max_steps
+        every_steps, every_s = plan.eval_every_steps, plan.eval_every_s
+        next_eval_s = every_s
+        loss_sum = torch.zeros((), device=self.device)
+        steps_since_eval = 0
+        step = 0
+        perf_counter = time.perf_counter
+
+        self.open_segment()
+        while True:
+            # ---- timed: one training step ---------------------------------- #
+            ctx.batch = self.task.next_batch(step)
+            ctx.step = step
+            loss = update(ctx)
+            loss_sum += loss.detach()
+            step += 1
+            steps_since_eval += 1
+            record["steps"] = step
+            # Host clock only (no device sync): is a boundary due?
+            elapsed = self.timed + (perf_counter() - self.segment_start)
+            out_of_budget = elapsed >= budget_s or (max_steps is not None and step >= max_steps)
+            due = (every_steps is not None and step % every_steps == 0) or (
+                next_eval_s is not None and elapsed >= next_eval_s
+            )
+            if not (due or out_of_budget):
+                continue
+            if prepare_for_eval is not None:
+                prepare_for_eval(ctx)
+            self.close_segment()
+
+            # ---- untimed: evaluate, record, decide ------------------------- #
+            train_loss = float((loss_sum / steps_since_eval).item())
+            eval_start = perf_counter()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                ctx.model.eval()
+                with torch.no_grad():
+                    metrics = {k: float(v) for k, v in self.task.evaluate(ctx.model).items()}
+                ctx.model.train()
+            record["eval_s"] += perf_counter() - eval_start
+            record["evals"] += 1
+            lr = ctx.optimizer.param_groups[0].get("lr") if hasattr(ctx.optimizer, "param_groups") else None
+            row = {"step": step, "timed_s": self.timed, "train/loss": train_loss, "lr": lr, **metrics}
+            row["wall_s"] = time.perf_counter() - self.wall0
+            self.metrics_log.append(row)
+            record["final_metrics"] = metrics
+            if self.observer:
+                self.observer.on_eval(row)
+
+            target = plan.size.target
+            if not math.isfinite(train_loss):
+                record["status"], record["reason"] = "diverged", f"training loss became {train_loss} by step {step}"
+                return
+            if target.met(metrics) and self.timed <= budget_s:
+                record["status"] = "reached"
+                record["time_to_target_s"], record["steps_to_target"] = self.timed, step
+                record["reason"] = f"validation {target.metric} {metrics.get('validation/' + target.metric):.4g} met the target {target.validation:g} at step {step}"
+                return
+            if self.timed >= budget_s:
+                record["status"], record["reason"] = "budget_exhausted", f"timed budget of {budget_s:g} s spent at step {step}"
+                return
+            if max_steps is not None and step >= max_steps:
+                record["status"], record["reason"] = "budget_exhausted", f"step limit of {max_steps} reached"
+                return
+            while next_eval_s is not None and next_eval_s <= self.timed:
+                next_eval_s += every_s
+            loss_sum.zero_()
+            steps_since_eval = 0
+            self.open_segment()
+            if prepare_for_train is not None:
+                prepare_for_train(ctx)
+
+
+def run(workload: str, submission: str | None = None, observer: Observer | None = None, **kwargs: Any) -> RunResult:
+    """Plan and execute in one call (the notebook entry point)."""
+    return execute(plan_run(workload, submission, **kwargs), observer)
+
+
+__all__ = ["RunPlan", "RunResult", "plan_run", "execute", "run", "OptbenchError"]
