@@ -239,7 +239,8 @@ class Registry:
         """A submission by registered name, file path or ``module:attr``."""
         plugin = self._resolve(name)
         if kind is not None and plugin.kind != kind:
-            raise UserInputError(f"{name!r} is a {plugin.kind} submission, not a {kind}")
+            article = lambda k: "an" if k[:1] in "aeiou" else "a"
+            raise UserInputError(f"{name!r} is {article(plugin.kind)} {plugin.kind} submission, not {article(kind)} {kind}")
         return plugin
 
     def _resolve(self, name: str) -> Plugin:
