@@ -36,7 +36,9 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except OptbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -143,7 +145,9 @@ def run(
         result = execute(plan, _RichObserver())
     _summary(result)
     if result.status == "error":
-        err_console.print(f"[bold red]error:[/] {result.record['reason']}", highlight=False)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(result.record['reason'])}", highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 
@@ -266,6 +270,10 @@ def data_prepare(
         root = resolve_data_dir({"data_dir": str(data_dir) if data_dir else None})
         path = getattr(importlib.import_module(module), fn)(root, size)
         console.print(f"ready: {path}")
+
+
+from harness import cli_sweeps  # noqa: E402,F401  (registers bench tune/score/compare)
+from harness import cli_plugins  # noqa: E402,F401  (registers bench new)
 
 
 def main() -> None:

@@ -217,11 +217,21 @@ def _import_task(spec: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def execute(plan: RunPlan, observer: Observer | None = None) -> RunResult:
+def execute(
+    plan: RunPlan,
+    observer: Observer | None = None,
+    run_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunResult:
     """Run the plan: set up (untimed), train (timed), evaluate (untimed), record.
 
     Returns the record; ``status`` says how the run ended. A run that fails
     after its directory exists always leaves a complete ``run.json``.
+
+    ``run_dir`` fixes the record directory (sweeps use ``.../study_k/trial_i``;
+    an existing ``run.json`` there is replaced); by default a fresh directory
+    is made under ``output/experiment/workload-size/label/``. ``extra`` is merged
+    into the record (e.g. ``{"tuning": {"ruleset": ..., "study": ..., "trial": ...}}``).
     """
     import torch
 
@@ -246,13 +256,18 @@ def execute(plan: RunPlan, observer: Observer | None = None) -> RunResult:
     task: api.Task = task_cls(plan.size, device, resolve_data_dir(config), seeds["data"])
     fingerprint = fp_mod.collect(world_size=1)
 
-    run_dir = make_run_dir(
-        Path(config["output"]),
-        config["experiment"],
-        f"{plan.workload.info.name}-{plan.size.name}",
-        plan.label,
-        run_name=f"{time.strftime('%Y%m%d-%H%M%S')}-s{seed}",
-    )
+    if run_dir is None:
+        run_dir = make_run_dir(
+            Path(config["output"]),
+            config["experiment"],
+            f"{plan.workload.info.name}-{plan.size.name}",
+            plan.label,
+            run_name=f"{time.strftime('%Y%m%d-%H%M%S')}-s{seed}",
+        )
+    else:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a rerun starts a fresh stream
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_dir.name,
@@ -293,6 +308,7 @@ def execute(plan: RunPlan, observer: Observer | None = None) -> RunResult:
         "config": config,
         "started_at": started_at,
         "finished_at": None,
+        **(extra or {}),
     }
     write_json_atomic(run_dir / "run.json", record)
     metrics_log = MetricsLog(run_dir / "metrics.jsonl")

@@ -1,0 +1,402 @@
+"""``bench tune``, ``bench score``, ``bench compare``: thin layers over
+harness.tuning and harness.scoring.
+
+Imported by harness.cli to register the commands on its app. Module level
+imports only typer, rich and the standard library: ``bench --help`` must not pay
+for torch, pandas, scipy or matplotlib; each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.markup import escape
+
+from harness.cli import _user_errors, app, console, err_console
+
+
+def _fmt_s(seconds: Any) -> str:
+    """Seconds for people: a miss is "miss", long times in minutes or hours."""
+    try:
+        t = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(t):
+        return "—"
+    if math.isinf(t):
+        return "miss"
+    if t < 120:
+        return f"{t:.2f} s"
+    if t < 7200:
+        return f"{t / 60:.1f} min"
+    return f"{t / 3600:.2f} h"
+
+
+def _fmt_steps(steps: Any) -> str:
+    try:
+        s = float(steps)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if not math.isfinite(s) else f"{s:.0f}"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- #
+# bench tune                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+class _RichSweepObserver:
+    """Sweep progress: one bar over trials (done / running / reached) and a line
+    per finished or skipped trial. Redrawn only at evals and trial ends, so no
+    thread competes with the timed loop."""
+
+    def __init__(self, sweep) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.sweep = sweep
+        self.reached = 0
+        self.progress = Progress(
+            TextColumn("[bold]trials[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("done · {task.fields[running]} running · [green]{task.fields[reached]} reached[/]"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[now]}"),
+            console=console,
+            auto_refresh=False,
+        )
+        self.task_id = self.progress.add_task("sweep", total=len(sweep.trials), running=0, reached=0, now="")
+        self.progress.start()
+        self.progress.refresh()
+
+    def _point(self, trial) -> str:
+        flat = {**trial.point.get("optimizer", {}), **{f"norm.{k}": v for k, v in trial.point.get("norm", {}).items()}}
+        return " ".join(f"{k}={_fmt_value(v)}" for k, v in flat.items()) or "defaults"
+
+    def on_trial_start(self, trial) -> None:
+        self.progress.update(self.task_id, running=1, now=f"{trial.name}: starting")
+        self.progress.refresh()
+
+    def on_eval(self, trial, row: dict[str, Any]) -> None:
+        metric = self.sweep.target["metric"]
+        value = row.get(f"validation/{metric}")
+        shown = f" · validation/{metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+        self.progress.update(self.task_id, now=f"{trial.name}: step {row['step']}{shown}")
+        self.progress.refresh()
+
+    def on_trial_end(self, trial, record: dict[str, Any], ran: bool) -> None:
+        status = record.get("status", "?")
+        if status == "reached":
+            self.reached += 1
+        colour = {"reached": "green", "budget_exhausted": "yellow", "diverged": "red", "error": "red", "interrupted": "yellow"}
+        result = f"[{colour.get(status, 'white')}]{status}[/]"
+        if status == "reached":
+            result += f" {_fmt_s(record.get('time_to_target_s'))} ({_fmt_steps(record.get('steps_to_target'))} steps)"
+        elif status == "error":
+            result += f" — {record.get('reason', '')}"
+        note = "" if ran else " [dim](finished earlier: skipped)[/]"
+        self.progress.console.print(f"  {trial.name:<17} {escape(self._point(trial)):<60} {result}{note}", highlight=False)
+        self.progress.update(self.task_id, advance=1, running=0, reached=self.reached, now="")
+        self.progress.refresh()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def _sweep_header(sweep) -> None:
+    t = sweep.target
+    sign = ">" if t["direction"] == "max" else "<"
+    rules = sweep.ruleset
+    deviations = sweep.trials[0].plan.deviations if sweep.trials else []
+    console.print(
+        f"[bold]bench tune[/] · [cyan]{sweep.label}[/] on [cyan]{sweep.workload}-{sweep.size}[/] · ruleset [cyan]{rules.name}[/]"
+        f" ({_plural(sweep.studies, 'study', 'studies')} x {_plural(sweep.trials_per_study, 'trial')}, search {rules.search}"
+        + (f", search space: {sweep.search_space_source}" if rules.search != "none" else "")
+        + ")\n"
+        f"  target validation/{t['metric']} {sign} {t['value']:g} · budget {sweep.max_runtime_s:g} timed s per trial"
+        + (f" ({rules.budget_multiplier:g}x the size's)" if rules.budget_multiplier != 1 else "")
+        + (f" · [yellow]unofficial: {', '.join(deviations)}[/]" if deviations else "")
+        + f"\n  records {sweep.root}\n"
+        f"  {len(sweep.to_run)} to run, {len(sweep.trials) - len(sweep.to_run)} finished earlier",
+        highlight=False,
+    )
+
+
+def _points_table(sweep):
+    from rich.table import Table
+
+    names = []
+    for trial in sweep.trials:
+        for section in ("optimizer", "norm"):
+            for key in trial.point.get(section, {}):
+                label = key if section == "optimizer" else f"norm.{key}"
+                if (section, key, label) not in names:
+                    names.append((section, key, label))
+    table = Table(title=f"{sweep.label}: {len(sweep.trials)} trials", title_justify="left")
+    for col in ("study", "trial", "seed", *[n[2] for n in names], "trial_id", "will"):
+        table.add_column(col, justify="right" if col in ("study", "trial", "seed") else "left")
+    for trial in sweep.trials:
+        values = [escape(_fmt_value(trial.point.get(s, {}).get(k, ""))) for s, k, _ in names]
+        will = "run" if trial.action == "run" else "skip"
+        table.add_row(str(trial.study), str(trial.index), str(trial.seed), *values, trial.trial_id, f"{will}: {trial.why}")
+    return table
+
+
+def _summary_table(result):
+    from rich.table import Table
+
+    summary = result.summary
+    table = Table(title="per study: fastest trial that reached the target", title_justify="left")
+    for col in ("study", "trials", "reached", "best trial", "time to target", "steps"):
+        table.add_column(col)
+    for s in summary["studies"]:
+        table.add_row(str(s["study"]), str(s["trials"]), str(s["reached"]),
+                      "—" if s["best_trial"] is None else str(s["best_trial"]), _fmt_s(s["time_s"]), _fmt_steps(s["steps"]))
+    console.print(table)
+    console.print(
+        f"[bold]time to target[/] (median over {_plural(len(summary['studies']), 'study', 'studies')}): [bold]{_fmt_s(summary['time_s'])}[/]"
+        f" · steps {_fmt_steps(summary['steps'])} · {summary['studies_reached']}/{len(summary['studies'])} studies reached",
+        highlight=False,
+    )
+
+
+@app.command()
+def tune(
+    submission: Optional[str] = typer.Option(None, "--submission", "-s", help="Optimizer or norm: a name, a ./file.py, or module:attr. Default: the workload's baseline optimizer."),
+    workload: str = typer.Option(..., "--workload", "-w", help="Workload family, e.g. cifar."),
+    size: Optional[str] = typer.Option(None, "--size", help="tiny (CPU) or full (GPU). Default: full when CUDA is present, else tiny."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="Norm submission to pair with the optimizer. Default: the workload's."),
+    ruleset: str = typer.Option("external", "--ruleset", help="external (Halton search over the search space) or self (defaults, 3x budget); or a ruleset YAML file."),
+    studies: Optional[int] = typer.Option(None, "--studies", help="Independent repetitions of the search. Default: the ruleset's (3)."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Trials per study. Default: the ruleset's (external 5, self 1)."),
+    search_space: Optional[Path] = typer.Option(None, "--search-space", help="AlgoPerf tuning_search_space.json (dict of ranges/feasible_points, or a list of points). Default: the submission's SEARCH_SPACE."),
+    output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="Results sub-directory. Default: the ruleset name."),
+    seed: int = typer.Option(0, "--seed", help="Base seed: study and trial seeds derive from it."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the trials and their points; run nothing."),
+    executor: str = typer.Option("local", "--executor", help="How trials run: local (one after another, in this process)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every trial, e.g. budget.max_steps=200 (makes records unofficial)."),
+) -> None:
+    """Tune a submission on a workload under a ruleset (studies x trials); resumable."""
+    with _user_errors():
+        from harness.tuning import check_executor, plan_sweep, run_sweep
+
+        check_executor(executor)
+        sweep = plan_sweep(
+            workload, submission, size=size, norm=norm, ruleset=ruleset, studies=studies, trials=trials,
+            search_space=search_space, seed=seed, output=output, experiment=experiment, overrides=overrides or [],
+        )
+        _sweep_header(sweep)
+        if dry_run:
+            console.print(_points_table(sweep))
+            return
+        observer = _RichSweepObserver(sweep)
+        try:
+            result = run_sweep(sweep, observer, executor)
+        finally:
+            observer.stop()
+    _summary_table(result)
+    if result.interrupted:
+        err_console.print("[yellow]interrupted:[/] rerun the same command to resume (finished trials are skipped)")
+        raise typer.Exit(130)
+    errors = [t for t in result.ran if t.record.get("status") == "error"]
+    if errors:
+        err_console.print(f"[bold red]error:[/] {len(errors)} trial(s) failed; see the lines above (rerun to retry them)")
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- #
+# bench score                                                                  #
+# --------------------------------------------------------------------------- #
+
+
+def _print_warnings(notes: list[str], limit: int = 20) -> None:
+    for note in notes[:limit]:
+        err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
+    if len(notes) > limit:
+        err_console.print(f"[yellow]warning:[/] ... and {len(notes) - limit} more skipped records", highlight=False)
+
+
+def _scores_tables(title: str, result, official: dict | None = None) -> list:
+    """The ranked scores, then per base workload each submission's time and
+    ratio to the fastest (workloads as rows, so many workloads still fit)."""
+    from rich.table import Table
+
+    bases = result.base_workloads
+    ranked = Table(title=title, title_justify="left")
+    for col, justify in (("rank", "right"), ("submission", "left"), ("score", "right"), ("within 4x", "right")):
+        ranked.add_column(col, justify=justify, no_wrap=True)
+    if official is not None:
+        ranked.add_column("official", no_wrap=True)
+    within = (result.ratios <= result.preset.max_tau).sum(axis=1)
+    for rank, (sub, score) in enumerate(result.scores.items(), start=1):
+        row = [str(rank), escape(sub), f"[bold]{score:.4f}[/]", f"{int(within[sub])}/{len(bases)}"]
+        if official is not None:
+            row.append("yes" if official.get(sub, True) else "[yellow]unofficial[/]")
+        ranked.add_row(*row)
+
+    with_time = len(result.scores) <= 3  # a cell per submission: room for the time too?
+    detail = Table(title="time (x fastest)" if with_time else "time / fastest",
+                   title_justify="left")
+    detail.add_column("workload", no_wrap=True)
+    for sub in result.scores.index:
+        detail.add_column(escape(sub), justify="right", overflow="fold")
+    starred = False
+    for w in bases:
+        cells = []
+        for sub in result.scores.index:
+            ratio = result.ratios.loc[sub, w]
+            raw = result.times.loc[sub, w] if w in result.times.columns else math.inf
+            if math.isfinite(ratio):
+                cells.append(f"{_fmt_s(raw)} ({ratio:.2f}x)" if with_time else f"{ratio:.2f}x")
+            elif math.isfinite(raw):  # reached, but cut by the 4x rule or by its held-out variant
+                cells.append("[red]miss[/]*")
+                starred = True
+            else:
+                cells.append("[red]miss[/]")
+        detail.add_row(escape(w), *cells)
+    if starred:
+        detail.caption = "miss* = reached, but over 4x the fastest\nor missed its held-out variant"
+        detail.caption_justify = "left"
+    return [ranked, detail]
+
+
+def _wrote(paths: dict) -> None:
+    folder = next(iter(paths.values())).parent
+    console.print(f"wrote {folder}/: {', '.join(paths)}", highlight=False)
+
+
+@app.command()
+def score(
+    results: Optional[List[Path]] = typer.Argument(None, help="Results directories (any layout): every run.json under them is read."),
+    times: Optional[Path] = typer.Option(None, "--times", help="Score a table instead: CSV with submission,workload,time_s (inf = miss), optional ruleset."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Scoring preset naming base workloads and held-out variants, e.g. algoperf_v05 (or a YAML file)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the leaderboard files. Default: <first results dir>/leaderboard (with --times: none)."),
+    allow_mixed_hardware: bool = typer.Option(False, "--allow-mixed-hardware", help="Score records of different hardware_id together (the output says so)."),
+) -> None:
+    """Leaderboard: time to target per workload, performance profiles, benchmark scores."""
+    with _user_errors():
+        from harness.errors import UserInputError
+        from harness import scoring
+
+        if times is not None:
+            if results:
+                raise UserInputError("give results directories or --times FILE, not both")
+            by_ruleset = scoring.score_times_csv(times, preset)
+            for ruleset, result in by_ruleset.items():
+                title = f"scores{' · ruleset ' + ruleset if ruleset else ''} · preset {result.preset.name}"
+                for table in _scores_tables(title, result):
+                    console.print(table)
+            if out is not None:
+                _wrote(scoring.write_scores(by_ruleset, out))
+            return
+
+        dirs = list(results or [])
+        if not dirs:
+            raise UserInputError("give one or more results directories (e.g. bench score results/) or --times FILE.csv")
+        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware, preset=preset)
+        _print_warnings(board.warnings)
+        if not board.groups:
+            raise UserInputError(f"no finished records under {', '.join(str(d) for d in dirs)}")
+        for g in board.groups:
+            hw = (f"[yellow]mixed hardware ({', '.join(g.hardware_ids)})[/]" if g.mixed_hardware else f"hardware {g.hardware_id}")
+            n = int(((board.trials["ruleset"] == g.ruleset) & (board.trials["hardware_id"].isin(g.hardware_ids))).sum())
+            title = f"ruleset [cyan]{g.ruleset}[/] · {hw} · {n} record{'s' if n != 1 else ''}"
+            for table in _scores_tables(title, g.result, official=g.official):
+                console.print(table)
+        hardware = sorted({hw for g in board.groups for hw in g.hardware_ids})
+        if len(hardware) > 1 and not allow_mixed_hardware:
+            console.print(f"[dim]{len(hardware)} hardware classes are scored separately; --allow-mixed-hardware merges them.[/]")
+        paths = scoring.write_leaderboard(board, out or Path(dirs[0]) / "leaderboard")
+        _wrote(paths)
+
+
+# --------------------------------------------------------------------------- #
+# bench compare                                                                #
+# --------------------------------------------------------------------------- #
+
+
+def _verdict(a: str, b: str, ra, rb) -> str:
+    """A plain sentence: who is faster, and whether that is beyond the spread."""
+    ta, tb = float(ra["time_s"]), float(rb["time_s"])
+    if not math.isfinite(ta) and not math.isfinite(tb):
+        return "both missed the target"
+    if not math.isfinite(tb):
+        return f"only {a} reached the target"
+    if not math.isfinite(ta):
+        return f"only {b} reached the target"
+    faster, ratio = (a, tb / ta) if ta <= tb else (b, ta / tb)
+    if int(ra["studies"]) < 2 or int(rb["studies"]) < 2:
+        return f"{faster} {ratio:.2f}x faster; one study/seed only, so no spread to judge it against"
+    # Overlapping [min, max] over studies: the gap is within what reruns vary by.
+    if max(float(ra["time_min_s"]), float(rb["time_min_s"])) <= min(float(ra["time_max_s"]), float(rb["time_max_s"])):
+        return f"within the spread across studies: no clear difference ({faster} {ratio:.2f}x faster by median)"
+    return f"{faster} {ratio:.2f}x faster, beyond the spread across studies"
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., help="First submission (its leaderboard name, e.g. lion or lion+groupnorm)."),
+    b: str = typer.Argument(..., help="Second submission."),
+    results: Optional[List[Path]] = typer.Argument(None, help="Results directories. Default: results."),
+    allow_mixed_hardware: bool = typer.Option(False, "--allow-mixed-hardware", help="Compare records of different hardware_id together."),
+) -> None:
+    """Two submissions side by side per workload: time and steps to target, ratio, spread."""
+    with _user_errors():
+        from rich.table import Table
+
+        from harness import scoring
+        from harness.errors import UserInputError, did_you_mean
+
+        dirs = list(results or [Path("results")])
+        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware)
+        _print_warnings(board.warnings)
+        names = set(board.trials["submission"]) if not board.trials.empty else set()
+        for name in (a, b):
+            if name not in names:
+                raise UserInputError(f"no finished records of submission {name!r} under {', '.join(map(str, dirs))}; {did_you_mean(name, names)}")
+        shown = 0
+        for g in board.groups:
+            t = g.times.set_index(["submission", "workload"])
+            workloads = sorted({w for (s, w) in t.index if s in (a, b)})
+            if not workloads:
+                continue
+            hw = f"mixed hardware ({', '.join(g.hardware_ids)})" if g.mixed_hardware else f"hardware {g.hardware_id}"
+            table = Table(title=escape(f"{a} vs {b} · ruleset {g.ruleset} · {hw}"), title_justify="left")
+            for col in ("workload", f"{a}: time [min–max] (steps)", f"{b}: time [min–max] (steps)", f"{b}/{a}", "studies", "verdict"):
+                table.add_column(escape(col))
+            for w in workloads:
+                rows = [t.loc[(s, w)] if (s, w) in t.index else None for s in (a, b)]
+
+                def cell(r):
+                    if r is None:
+                        return "not run"
+                    spread = f" [{_fmt_s(r['time_min_s'])}–{_fmt_s(r['time_max_s'])}]" if int(r["studies"]) > 1 else ""
+                    return escape(f"{_fmt_s(r['time_s'])}{spread} ({_fmt_steps(r['steps'])})")
+
+                ra, rb = rows
+                if ra is None or rb is None:
+                    ratio, verdict = "—", f"only {a if rb is None else b} ran it here"
+                else:
+                    ta, tb = float(ra["time_s"]), float(rb["time_s"])
+                    ratio = f"{tb / ta:.2f}" if math.isfinite(ta) and math.isfinite(tb) else "—"
+                    verdict = _verdict(a, b, ra, rb)
+                studies = "/".join("—" if r is None else str(int(r["studies"])) for r in rows)
+                table.add_row(escape(w), cell(ra), cell(rb), ratio, studies, escape(verdict))
+            console.print(table)
+            shown += 1
+        if not shown:
+            raise UserInputError(f"{a!r} and {b!r} have no records in a common ruleset and hardware class")

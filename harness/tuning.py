@@ -1,0 +1,557 @@
+"""Tuning protocols: AlgoPerf's external tuning and self-tuning, as resumable sweeps.
+
+A *sweep* runs one submission on one workload size under one *ruleset*
+(``configs/ruleset/<name>.yaml``) as ``studies x trials`` timed runs:
+
+* **external** - each study draws ``trials`` hyperparameter points from a
+  scrambled Halton sequence (``scipy.stats.qmc.Halton``) over the search space,
+  seeded by the study's seed, so the points are reproducible and differ between
+  studies. The search space is the submission's ``SEARCH_SPACE`` or a file in
+  AlgoPerf's ``tuning_search_space.json`` formats (see :func:`load_search_space`).
+* **self** - no search: the submission's ``DEFAULTS``, one trial per study, with
+  the timed budget multiplied by the ruleset's ``budget_multiplier`` (AlgoPerf
+  v0.5: 3x). The multiplied budget is part of the rules, so it does not make the
+  record unofficial.
+
+Records land in ``<output>/<experiment>/<workload>-<size>/<label>/study_<k>/trial_<i>/``
+(``experiment`` defaults to the ruleset name) and carry a ``tuning`` block::
+
+    "tuning": {"ruleset": "external", "study": 0, "trial": 3, "trial_id": "...",
+               "sweep_id": "...", "label": "lion", "search": "halton",
+               "study_seed": ..., "base_seed": 0, "budget_multiplier": 1.0,
+               "search_space": "submission" | "<file>", "point": {...}}
+
+so any record can be scored later from anywhere (``harness.scoring``). A
+``sweep.json`` beside the study folders lists the planned trials.
+
+Resuming: a trial's identity (``trial_id``) is a stable hash of what defines it -
+workload, size, the submission, optimizer and norm (name and source sha256),
+all hyperparameters, the seed, the ruleset and the budget/eval settings.
+Rerunning the same command skips a trial whose record has that id and a
+finished status (``reached``, ``budget_exhausted``, ``diverged``); it reruns
+trials with no record, an unreadable one, a ``running`` or ``interrupted`` one
+(a crash or Ctrl-C), an ``error`` one (an error is a failure to measure, often
+a bug fixed since or a machine fault, not a result), or a record of a
+different definition (edited source, other search space): that record is replaced.
+Two processes must not run the same sweep at once (no locking).
+
+Per workload, :func:`summarize` gives AlgoPerf's time: the median over studies
+of the fastest trial in each study that reached the target; a study where no
+trial reached it is a miss (inf).
+
+Python::
+
+    from harness.tuning import tune
+    result = tune("cifar", "lion", size="tiny", ruleset="external", studies=1, trials=3)
+    result.summary        # per-workload time, steps, spread over studies
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from harness.errors import UserInputError
+from harness.records import RUN_FILE, safe_name, write_json_atomic
+from harness.search_space import SearchSpaceError, validate
+from harness.seeding import derive_seed, stable_hash
+
+RULESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "ruleset"
+SKIP_STATUSES = ("reached", "budget_exhausted", "diverged")  # finished measurements: never rerun
+HP_SECTIONS = ("optimizer", "norm")
+
+
+# --------------------------------------------------------------------------- #
+# Rulesets                                                                     #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    name: str
+    search: str  # "halton" (external tuning) or "none" (self-tuning: DEFAULTS only)
+    studies: int
+    trials: int
+    budget_multiplier: float = 1.0
+    description: str = ""
+
+
+def available_rulesets() -> list[str]:
+    return sorted(p.stem for p in RULESET_DIR.glob("*.yaml"))
+
+
+def load_ruleset(name_or_path: str | Path) -> Ruleset:
+    """A ruleset by name (``configs/ruleset/<name>.yaml``) or from a YAML file."""
+    import yaml
+
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = RULESET_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            from harness.errors import unknown
+
+            raise unknown("ruleset", str(name_or_path), available_rulesets())
+    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        ruleset = Ruleset(
+            name=str(data.get("name", path.stem)),
+            search=str(data.get("search", "halton")),
+            studies=int(data.get("studies", 3)),
+            trials=int(data.get("trials", 5)),
+            budget_multiplier=float(data.get("budget_multiplier", 1.0)),
+            description=str(data.get("description", "")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"ruleset {path}: {exc}") from None
+    if ruleset.search not in ("halton", "none"):
+        raise UserInputError(f"ruleset {path}: search must be 'halton' or 'none', got {ruleset.search!r}")
+    if ruleset.budget_multiplier <= 0:
+        raise UserInputError(f"ruleset {path}: budget_multiplier must be positive")
+    return ruleset
+
+
+# --------------------------------------------------------------------------- #
+# Search spaces and Halton points                                              #
+# --------------------------------------------------------------------------- #
+
+
+def load_search_space(path: str | Path) -> dict[str, Any] | list[dict[str, Any]]:
+    """A search space file in AlgoPerf's ``tuning_search_space.json`` formats, unchanged:
+
+    * a dict ``{name: {"min": a, "max": b, "scaling": "log" | "linear"}}`` or
+      ``{name: {"feasible_points": [...]}}``;
+    * a list of fixed points ``[{name: value, ...}, ...]``.
+
+    ``.yaml``/``.yml`` files holding the same structures are read too. Names are
+    the submission's hyperparameter names; prefix ``optimizer.`` or ``norm.`` to
+    target the other half of an optimizer/norm pairing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"search space file {str(path)!r} does not exist")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            space = yaml.safe_load(path.read_text())
+        else:
+            space = json.loads(path.read_text())
+    except Exception as exc:
+        raise UserInputError(f"search space {path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} ({exc})") from None
+    try:
+        validate(space)
+    except SearchSpaceError as exc:
+        raise UserInputError(f"search space {path}: {exc}") from None
+    return space
+
+
+def _map_unit(spec: dict[str, Any], u: float) -> Any:
+    """One coordinate of the unit cube onto one hyperparameter."""
+    if "feasible_points" in spec:
+        points = spec["feasible_points"]
+        # A uniform coordinate picks each point with equal probability.
+        return points[min(int(u * len(points)), len(points) - 1)]
+    lo, hi = float(spec["min"]), float(spec["max"])
+    if spec.get("scaling", "linear") == "log":
+        value = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+    else:
+        value = lo + u * (hi - lo)
+    return min(max(value, lo), hi)  # exp/log round-off must not step outside the range
+
+
+def search_points(space: dict[str, Any] | list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` points of ``space``: scrambled Halton for a dict space (reproducible
+    from ``seed``; one dimension per hyperparameter, in the space's order), the
+    fixed points in order for a list space (cycling when ``n`` exceeds them)."""
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    if isinstance(space, list):
+        return [dict(space[i % len(space)]) for i in range(n)] if space else [{} for _ in range(n)]
+    names = list(space)
+    if not names or n == 0:
+        return [{} for _ in range(n)]
+    from scipy.stats import qmc
+
+    # scipy's scrambling draws from numpy's Generator: a 63-bit seed is fine.
+    unit = qmc.Halton(d=len(names), scramble=True, seed=seed).random(n)
+    return [{name: _py(_map_unit(space[name], float(u))) for name, u in zip(names, row)} for row in unit]
+
+
+def _py(value: Any) -> Any:
+    """numpy scalars -> Python (records and overrides want plain types)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _override_value(value: Any) -> str:
+    """A value in Hydra's override grammar (round-trips floats exactly)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    raise UserInputError(f"cannot pass hyperparameter value {value!r} ({type(value).__name__})")
+
+
+def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """Split a point into optimizer/norm hyperparameters.
+
+    ``optimizer.x`` / ``norm.x`` go where they say; a bare name goes to the
+    asked submission's half, or to the other half if only that one knows it.
+    """
+    routed: dict[str, dict[str, Any]] = {s: {} for s in HP_SECTIONS}
+    other = "norm" if own == "optimizer" else "optimizer"
+    for key, value in point.items():
+        section, _, name = key.partition(".")
+        if section in HP_SECTIONS and name:
+            routed[section][name] = value
+        elif key not in names[own] and key in names[other]:
+            routed[other][key] = value
+        else:
+            routed[own][key] = value  # unknown names: plan_run says "did you mean"
+    return routed
+
+
+# --------------------------------------------------------------------------- #
+# Planning a sweep                                                             #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Trial:
+    """One planned timed run of a sweep, and what to do about it."""
+
+    study: int
+    index: int
+    seed: int
+    study_seed: int
+    point: dict[str, dict[str, Any]]  # searched values only: {"optimizer": {...}, "norm": {...}}
+    trial_id: str
+    run_dir: Path
+    action: str  # "run" | "skip"
+    why: str  # e.g. "new", "finished earlier (reached)", "previous attempt errored"
+    plan: Any = field(repr=False, default=None)  # harness.runner.RunPlan
+    extra: dict[str, Any] = field(repr=False, default_factory=dict)
+    record: dict[str, Any] | None = field(repr=False, default=None)  # the record once run or found
+
+    @property
+    def name(self) -> str:
+        return f"study {self.study} trial {self.index}"
+
+
+@dataclass
+class Sweep:
+    ruleset: Ruleset
+    workload: str
+    size: str
+    label: str
+    root: Path  # <output>/<experiment>/<workload>-<size>/<label>
+    sweep_id: str
+    base_seed: int
+    studies: int
+    trials_per_study: int
+    search_space: Any
+    search_space_source: str
+    trials: list[Trial]
+    target: dict[str, Any]
+    max_runtime_s: float
+
+    @property
+    def to_run(self) -> list[Trial]:
+        return [t for t in self.trials if t.action == "run"]
+
+
+def _existing(run_dir: Path, trial_id: str) -> tuple[str, str, dict | None]:
+    """(action, why, record) for a trial directory that may hold an earlier record."""
+    path = run_dir / RUN_FILE
+    if not path.exists():
+        return "run", "new", None
+    try:
+        rec = json.loads(path.read_text())
+        old_id = (rec.get("tuning") or {}).get("trial_id")
+        status = rec["status"]
+    except Exception:
+        return "run", "earlier record unreadable", None
+    if old_id != trial_id:
+        return "run", f"definition changed (the record there, trial_id {old_id}, will be replaced)", None
+    if status in SKIP_STATUSES:
+        return "skip", f"finished earlier ({status})", rec
+    if status == "error":
+        return "run", "previous attempt errored", None
+    return "run", f"previous attempt {status}", None
+
+
+def plan_sweep(
+    workload: str,
+    submission: str | None = None,
+    *,
+    size: str | None = None,
+    norm: str | None = None,
+    ruleset: str | Path | Ruleset = "external",
+    studies: int | None = None,
+    trials: int | None = None,
+    search_space: str | Path | dict | list | None = None,
+    seed: int = 0,
+    output: str | Path = "results",
+    experiment: str | None = None,
+    overrides: Sequence[str] = (),
+    registry: Any = None,
+) -> Sweep:
+    """Resolve a sweep into trials (points, seeds, directories, run/skip); run nothing.
+
+    ``overrides`` (``key=value``) apply to every trial, e.g. ``budget.max_steps=50``
+    for a quick check (which makes the records unofficial).
+    """
+    from harness.registry import Registry
+    from harness.runner import plan_run
+
+    registry = registry or Registry()
+    rules = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
+    n_studies = rules.studies if studies is None else int(studies)
+    n_trials = rules.trials if trials is None else int(trials)
+    if n_studies < 1 or n_trials < 1:
+        raise UserInputError("--studies and --trials must be at least 1")
+    if rules.search == "none":
+        if n_trials != 1:
+            raise UserInputError(f"ruleset {rules.name!r} runs the submission's defaults once per study: --trials must be 1, got {n_trials}")
+        if search_space is not None:
+            raise UserInputError(f"ruleset {rules.name!r} does no search: --search-space is not allowed")
+    user_keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
+    for key in ("seed", "output", "experiment"):
+        if key in user_keys:
+            raise UserInputError(f"{key!r} is set by the sweep; use --{key} instead of the override {key}=...")
+    experiment = experiment or rules.name
+
+    # A first plan resolves names, size and label, and checks the user's overrides.
+    base_plan = plan_run(workload, submission, size=size, norm=norm, seed=seed, output=output,
+                         experiment=experiment, overrides=list(overrides), registry=registry)
+    info, size_spec = base_plan.workload.info, base_plan.size
+    own = "optimizer" if base_plan.asked.kind == "optimizer" else "norm"
+    names = {"optimizer": set(base_plan.hp_optimizer), "norm": set(base_plan.hp_norm)}
+
+    if rules.search == "none":
+        space: Any = {}
+        space_source = "none (defaults)"
+    elif search_space is None:
+        space = base_plan.asked.meta.get("SEARCH_SPACE") or {}
+        space_source = "submission"
+    elif isinstance(search_space, (str, Path)):
+        space = load_search_space(search_space)
+        space_source = str(search_space)
+    else:
+        space = search_space
+        try:
+            validate(space)
+        except SearchSpaceError as exc:
+            raise UserInputError(f"search space: {exc}") from None
+        space_source = "given"
+
+    # The ruleset's budget multiplier, unless the user set the budget explicitly.
+    budget_override: list[str] = []
+    if rules.budget_multiplier != 1.0 and "budget.max_runtime_s" not in user_keys:
+        budget_override = [f"budget.max_runtime_s={size_spec.max_runtime_s * rules.budget_multiplier!r}"]
+
+    sub_id = lambda p: {"name": p.name, "sha256": p.sha256}  # noqa: E731
+    identity_base = {
+        "workload": info.name, "size": size_spec.name, "submission": sub_id(base_plan.asked),
+        "optimizer": sub_id(base_plan.optimizer), "norm": sub_id(base_plan.norm), "ruleset": rules.name,
+    }
+    sweep_id = stable_hash({**identity_base, "base_seed": seed, "search_space": space, "overrides": sorted(overrides)})
+    root = Path(output) / safe_name(experiment) / safe_name(f"{info.name}-{size_spec.name}") / safe_name(base_plan.label)
+
+    planned: list[Trial] = []
+    for k in range(n_studies):
+        study_seed = derive_seed(seed, "study", k) % 2**31
+        points = search_points(space, n_trials, study_seed) if rules.search == "halton" else [{}]
+        for i, raw_point in enumerate(points):
+            point = _route(raw_point, own, names)
+            trial_seed = derive_seed(seed, "study", k, "trial", i) % 2**31
+            hp_overrides = [f"{s}.{n}={_override_value(v)}" for s in HP_SECTIONS for n, v in point[s].items()]
+            plan = plan_run(workload, submission, size=size_spec.name, norm=norm, seed=trial_seed, output=output,
+                            experiment=experiment, overrides=[*overrides, *hp_overrides, *budget_override],
+                            registry=registry)
+            for section, hp in (("optimizer", plan.hp_optimizer), ("norm", plan.hp_norm)):
+                for n, v in point[section].items():  # the override grammar must round-trip values
+                    if hp.get(n) != v:
+                        raise UserInputError(f"hyperparameter {section}.{n}={v!r} arrived as {hp.get(n)!r}")
+            if budget_override:  # the ruleset's own budget is the rule, not a deviation
+                plan.deviations = [d for d in plan.deviations if not d.startswith("max_runtime_s=")]
+            trial_id = stable_hash({
+                **identity_base,
+                "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
+                "seed": trial_seed,
+                "budget": {"max_runtime_s": plan.max_runtime_s, "max_steps": plan.max_steps,
+                           "eval_every_steps": plan.eval_every_steps, "eval_every_s": plan.eval_every_s},
+            })
+            run_dir = root / f"study_{k}" / f"trial_{i}"
+            action, why, record = _existing(run_dir, trial_id)
+            extra = {"tuning": {
+                "ruleset": rules.name, "study": k, "trial": i, "trial_id": trial_id, "sweep_id": sweep_id,
+                "label": base_plan.label, "search": rules.search, "studies": n_studies, "trials": n_trials,
+                "study_seed": study_seed, "base_seed": seed, "budget_multiplier": rules.budget_multiplier,
+                "search_space": space_source, "point": point,
+            }}
+            planned.append(Trial(k, i, trial_seed, study_seed, point, trial_id, run_dir, action, why, plan, extra, record))
+
+    return Sweep(
+        ruleset=rules, workload=info.name, size=size_spec.name, label=base_plan.label, root=root,
+        sweep_id=sweep_id, base_seed=seed, studies=n_studies, trials_per_study=n_trials, search_space=space,
+        search_space_source=space_source, trials=planned, target=size_spec.target.as_dict(),
+        max_runtime_s=planned[0].plan.max_runtime_s if planned else base_plan.max_runtime_s,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Running a sweep                                                              #
+# --------------------------------------------------------------------------- #
+
+
+class SweepObserver(Protocol):
+    """Progress of a sweep; every call happens between timed segments."""
+
+    def on_trial_start(self, trial: Trial) -> None: ...
+    def on_eval(self, trial: Trial, row: dict[str, Any]) -> None: ...
+    def on_trial_end(self, trial: Trial, record: dict[str, Any], ran: bool) -> None: ...
+
+
+class _TrialObserver:
+    """Adapts the runner's per-run observer to the sweep observer."""
+
+    def __init__(self, sweep_observer: SweepObserver, trial: Trial) -> None:
+        self.sweep_observer, self.trial = sweep_observer, trial
+
+    def on_start(self, plan, run_dir) -> None:
+        pass
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        self.sweep_observer.on_eval(self.trial, row)
+
+    def on_end(self, record: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class SweepResult:
+    sweep: Sweep
+    ran: list[Trial]
+    skipped: list[Trial]
+    interrupted: bool = False
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [t.record for t in self.sweep.trials if t.record is not None]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return summarize(self.records)
+
+
+def _sweep_manifest(sweep: Sweep) -> dict[str, Any]:
+    return {
+        "sweep_id": sweep.sweep_id, "ruleset": sweep.ruleset.name, "workload": sweep.workload, "size": sweep.size,
+        "label": sweep.label, "base_seed": sweep.base_seed, "studies": sweep.studies,
+        "trials_per_study": sweep.trials_per_study, "search_space_source": sweep.search_space_source,
+        "search_space": sweep.search_space, "max_runtime_s": sweep.max_runtime_s, "target": sweep.target,
+        "trials": [{"study": t.study, "trial": t.index, "seed": t.seed, "trial_id": t.trial_id,
+                    "point": t.point, "dir": str(t.run_dir.relative_to(sweep.root))} for t in sweep.trials],
+    }
+
+
+EXECUTORS = ("local",)
+
+
+def check_executor(executor: str) -> None:
+    if executor not in EXECUTORS:
+        raise UserInputError(f"executor {executor!r} is not available; choose from: {', '.join(EXECUTORS)} (local runs trials one after another in this process)")
+
+
+def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: str = "local") -> SweepResult:
+    """Run every trial marked ``run`` (in order), skipping finished ones.
+
+    ``executor="local"`` runs trials one after another in this process; the
+    records layout is the only coordination, so other executors (submitit) can
+    run :attr:`Trial.plan` with ``execute(plan, run_dir=..., extra=...)`` anywhere.
+    A Ctrl-C ends the current trial as ``interrupted`` (rerun next time) and
+    stops the sweep.
+    """
+    from harness.runner import execute
+
+    check_executor(executor)
+    write_json_atomic(sweep.root / "sweep.json", _sweep_manifest(sweep))
+    ran, skipped = [], []
+    for trial in sweep.trials:
+        if trial.action == "skip":
+            skipped.append(trial)
+            if observer:
+                observer.on_trial_end(trial, trial.record, ran=False)
+            continue
+        if observer:
+            observer.on_trial_start(trial)
+        result = execute(trial.plan, _TrialObserver(observer, trial) if observer else None,
+                         run_dir=trial.run_dir, extra=trial.extra)
+        trial.record = result.record
+        ran.append(trial)
+        if observer:
+            observer.on_trial_end(trial, result.record, ran=True)
+        if result.record["status"] == "interrupted":
+            return SweepResult(sweep, ran, skipped, interrupted=True)
+    return SweepResult(sweep, ran, skipped)
+
+
+def tune(
+    workload: str,
+    submission: str | None = None,
+    *,
+    observer: SweepObserver | None = None,
+    executor: str = "local",
+    **kwargs: Any,
+) -> SweepResult:
+    """Plan and run a sweep (the notebook entry point); see :func:`plan_sweep` for arguments."""
+    return run_sweep(plan_sweep(workload, submission, **kwargs), observer, executor)
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """AlgoPerf's per-workload time for one sweep's records.
+
+    ``{"time_s", "steps", "studies": [{"study", "best_trial", "time_s", "steps"}], ...}``:
+    per study the fastest trial that reached the target (inf if none), then the
+    median over studies (inf once half or more of the studies missed).
+    """
+    import statistics
+
+    by_study: dict[Any, list[dict]] = {}
+    for rec in records:
+        by_study.setdefault((rec.get("tuning") or {}).get("study"), []).append(rec)
+    studies = []
+    for study, recs in sorted(by_study.items(), key=lambda kv: (kv[0] is None, kv[0])):
+        reached = [r for r in recs if r.get("status") == "reached" and r.get("time_to_target_s") is not None]
+        best = min(reached, key=lambda r: float(r["time_to_target_s"]), default=None)
+        studies.append({
+            "study": study, "trials": len(recs), "reached": len(reached),
+            "best_trial": (best.get("tuning") or {}).get("trial") if best else None,
+            "time_s": float(best["time_to_target_s"]) if best else math.inf,
+            "steps": float(best["steps_to_target"]) if best else math.inf,
+        })
+    # statistics.median matches numpy's for these: the mean of the middle two,
+    # which is inf when one of them is inf.
+    return {
+        "time_s": statistics.median([s["time_s"] for s in studies]) if studies else math.inf,
+        "steps": statistics.median([s["steps"] for s in studies]) if studies else math.inf,
+        "studies": studies,
+        "studies_reached": sum(math.isfinite(s["time_s"]) for s in studies),
+    }
+
+
+__all__ = [
+    "Ruleset", "Trial", "Sweep", "SweepResult", "load_ruleset", "available_rulesets", "load_search_space",
+    "search_points", "plan_sweep", "run_sweep", "tune", "summarize",
+]

@@ -1,0 +1,303 @@
+"""The AlgoPerf scorer on hand-worked tables, the AlgoPerf v0.5 reproduction,
+and leaderboards built from (possibly broken) run records."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from harness import scoring
+from harness.errors import UserInputError
+from harness.records import write_json_atomic
+from harness.scoring import Preset, score_times
+
+INF = math.inf
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "algoperf_v05_self"
+TAUS = np.linspace(1, 4, 100)
+H = 3 / 99  # spacing of the tau grid
+
+
+def step_score(share_before: float, ratio: float) -> float:
+    """Hand-worked area for a profile that is ``share_before`` up to ``ratio`` and
+    1 from there on, on the 100-point grid: flat parts plus one trapezoid across
+    the grid interval holding ``ratio`` (ratio strictly between grid points)."""
+    j = int((ratio - 1) / H)  # tau_j < ratio < tau_{j+1}
+    left, right = 1 + j * H, 1 + (j + 1) * H
+    area = share_before * (left - 1) + (share_before + 1) / 2 * H + 1.0 * (4 - right)
+    return area / 3
+
+
+# --------------------------------------------------------------------------- #
+# Hand-worked tables                                                           #
+# --------------------------------------------------------------------------- #
+
+
+def test_fastest_everywhere_scores_one_and_ties_share_it():
+    res = score_times({"a": {"w1": 10.0, "w2": 5.0}, "b": {"w1": 10.0, "w2": 5.0}})
+    assert res.scores["a"] == pytest.approx(1.0, abs=1e-12)
+    assert res.scores["b"] == pytest.approx(1.0, abs=1e-12)
+    assert (res.ratios == 1.0).all().all()
+
+
+def test_twice_as_slow_on_one_of_two_workloads():
+    # b: ratio 1 on w2, 2.5 on w1 -> rho = 1/2 below 2.5, 1 from 2.5 on.
+    res = score_times({"a": {"w1": 10.0, "w2": 5.0}, "b": {"w1": 25.0, "w2": 5.0}})
+    assert res.ratios.loc["b", "w1"] == pytest.approx(2.5)
+    assert res.scores["b"] == pytest.approx(step_score(0.5, 2.5), abs=1e-12)
+    # ... which is the continuous area (0.5 * 1.5 + 1 * 1.5) / 3 = 0.75 up to the grid
+    assert res.scores["b"] == pytest.approx(0.75, abs=H)
+    assert list(res.scores.index) == ["a", "b"]  # ranked
+
+
+def test_misses_and_unrun_workloads_count_against_the_base_denominator():
+    # c reached only w1 (fastest there) and never ran w2: rho is at most 1/2.
+    table = pd.DataFrame(
+        [("a", "w1", 20.0), ("a", "w2", 5.0), ("c", "w1", 10.0), ("d", "w1", INF), ("d", "w2", INF)],
+        columns=["submission", "workload", "time_s"],
+    )
+    res = score_times(table)
+    assert res.scores["c"] == pytest.approx(0.5, abs=1e-12)
+    assert res.scores["d"] == 0.0
+    assert math.isinf(res.ratios.loc["c", "w2"])
+    # a: fastest on w2 only -> 1/2, then 1 from ratio 2 on w1 (exactly a grid point? 2 = 1 + 33 h)
+    assert res.ratios.loc["a", "w1"] == pytest.approx(2.0)
+    # the denominator is the preset's base workloads, even ones nobody ran
+    res3 = score_times(table, Preset(base_workloads=("w1", "w2", "w3")))
+    assert res3.scores["c"] == pytest.approx(1 / 3, abs=1e-12)
+    assert res3.ratios["w3"].map(math.isinf).all()
+
+
+def test_the_4x_cutoff_keeps_exactly_4x_and_drops_beyond():
+    res = score_times({"a": {"w": 10.0}, "b": {"w": 40.0}, "c": {"w": 40.1}})
+    assert res.ratios.loc["b", "w"] == 4.0
+    assert math.isinf(res.ratios.loc["c", "w"])
+    # b counts only at the last grid point tau = 4: half a trapezoid slice
+    assert res.scores["b"] == pytest.approx(0.5 * H / 3, abs=1e-12)
+    assert res.scores["c"] == 0.0
+
+
+def test_held_out_variant_gates_its_base():
+    preset = Preset(base_workloads=("w", "x"), variants={"w": "w_var"})
+    times = {
+        "a": {"w": 10.0, "w_var": 10.0, "x": 10.0},
+        "b": {"w": 8.0, "w_var": INF, "x": 10.0},  # fastest on w but misses the variant
+        "c": {"w": 12.0, "w_var": 50.0, "x": 10.0},  # variant 5x the fastest: cut, so gated too
+    }
+    res = score_times(times, preset)
+    assert math.isinf(res.ratios.loc["b", "w"]) and math.isinf(res.ratios.loc["c", "w"])
+    assert res.ratios.loc["a", "w"] == 1.0  # the fastest *gated* time is the reference
+    assert list(res.base_workloads) == ["w", "x"]  # variants are not scored
+    assert res.scores["a"] == pytest.approx(1.0)
+    assert res.scores["b"] == pytest.approx(0.5) and res.scores["c"] == pytest.approx(0.5)
+    # shown as: the gated base is a miss; a variant whose base is a miss is a miss too
+    assert math.isinf(res.gated.loc["b", "w"])
+    # without the variant column nothing is gated
+    res_plain = score_times({k: {w: t for w, t in v.items() if w != "w_var"} for k, v in times.items()}, preset)
+    assert res_plain.ratios.loc["b", "w"] == 1.0
+
+
+def test_cutoff_is_taken_before_gating_as_in_algoperf():
+    # w: a=10, b=30, c=45; variant: a misses. Cut-off against the ungated best (10)
+    # drops c (4.5x); gating then drops a. b is the new fastest; c stays a miss
+    # (gating first would have given c a ratio of 1.5).
+    preset = Preset(base_workloads=("w",), variants={"w": "v"})
+    res = score_times({"a": {"w": 10.0, "v": INF}, "b": {"w": 30.0, "v": 10.0}, "c": {"w": 45.0, "v": 10.0}}, preset)
+    assert res.ratios.loc["b", "w"] == 1.0
+    assert math.isinf(res.ratios.loc["a", "w"]) and math.isinf(res.ratios.loc["c", "w"])
+
+
+def test_workload_nobody_reached_is_a_miss_for_everyone():
+    res = score_times({"a": {"w1": INF, "w2": 3.0}, "b": {"w1": INF, "w2": 6.0}})
+    assert res.ratios["w1"].map(math.isinf).all()
+    assert res.scores["a"] == pytest.approx(0.5)
+
+
+def test_bad_times_are_rejected(tmp_path):
+    with pytest.raises(UserInputError, match="positive"):
+        score_times({"a": {"w": 0.0}})
+    bad = tmp_path / "t.csv"
+    bad.write_text("submission,time_s\na,1\n")
+    with pytest.raises(UserInputError, match="missing columns"):
+        scoring.read_times_csv(bad)
+    with pytest.raises(UserInputError, match="did you mean"):
+        scoring.load_preset("algoperf_v5")
+
+
+def test_times_csv_reads_inf_and_blank_as_miss_and_splits_rulesets(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("ruleset,submission,workload,time_s\nx,a,w,1\nx,b,w,inf\nx,c,w,\ny,a,w,2\n")
+    out = scoring.score_times_csv(path)
+    assert set(out) == {"x", "y"}
+    assert out["x"].scores.to_dict() == {"a": 1.0, "b": 0.0, "c": 0.0}
+
+
+# --------------------------------------------------------------------------- #
+# AlgoPerf v0.5 self-tuning, published scores                                  #
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present (it lives in the shared folder beside the repo)")
+def test_reproduces_algoperf_v05_self_tuning_scores():
+    published = pd.read_csv(FIXTURE / "scores_published.csv").set_index("submission")["score"]
+    (result,) = scoring.score_times_csv(FIXTURE / "times_self.csv", "algoperf_v05").values()
+    assert result.base_workloads == list(scoring.load_preset("algoperf_v05").base_workloads)
+    assert set(result.scores.index) == set(published.index)
+    for sub, score in published.items():
+        assert round(float(result.scores[sub]), 4) == pytest.approx(score, abs=1e-9), sub
+    assert list(result.scores.index) == list(published.sort_values(ascending=False).index)
+
+
+@pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present")
+def test_bench_score_times_cli_prints_the_published_scores(tmp_path):
+    from harness.cli import app
+
+    r = CliRunner().invoke(app, ["score", "--times", str(FIXTURE / "times_self.csv"), "--preset", "algoperf_v05", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    for text in ("schedule_free_adamw", "0.8542", "0.8194", "0.3308", "0.1420", "0.0903"):
+        assert text in r.output
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert {"ruleset", "submission", "score"} <= set(scores.columns)
+    assert (tmp_path / "profile.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- #
+# Records -> leaderboard                                                       #
+# --------------------------------------------------------------------------- #
+
+
+def record(sub="a", workload="w", status="reached", t=10.0, steps=100, study=0, trial=0, ruleset="external",
+           hw="hw-1", official=True, sweep="s1") -> dict:
+    reached = status == "reached"
+    return {
+        "schema_version": 1, "run_id": f"trial_{trial}", "experiment": ruleset, "workload": workload, "size": "tiny",
+        "submission": {"name": sub, "kind": "optimizer"}, "optimizer": {"name": sub}, "norm": {"name": "batchnorm"},
+        "status": status, "time_to_target_s": t if reached else None, "steps_to_target": steps if reached else None,
+        "official": official, "fingerprint": {"hardware_id": hw, "cpu": {"model": "x"}},
+        "config": {"deep": {"nested": [1, 2]}}, "final_metrics": {"validation/accuracy": 0.9, "validation/loss": "nan"},
+        "hyperparameters": {"optimizer": {"lr": 0.1}, "norm": {}},
+        "tuning": {"ruleset": ruleset, "study": study, "trial": trial, "trial_id": f"{sub}-{workload}-{study}-{trial}-{hw}",
+                   "sweep_id": sweep, "label": sub},
+    }
+
+
+def write(root: Path, rec: dict, name: str) -> Path:
+    path = root / name / "run.json"
+    write_json_atomic(path, rec)
+    return path
+
+
+def test_median_over_studies_of_the_fastest_reaching_trial():
+    recs = [
+        record(t=12.0, study=0, trial=0), record(t=10.0, study=0, trial=1, steps=90),
+        record(status="budget_exhausted", study=1, trial=0), record(status="diverged", study=1, trial=1),
+        record(t=20.0, study=2, trial=0, steps=200), record(status="error", study=2, trial=1),
+    ]
+    board = scoring.score_records(recs)
+    row = board.time_to_target.iloc[0]
+    assert row["time_s"] == 20.0 and row["steps"] == 200.0  # median of [10, inf, 20]
+    assert row["studies"] == 3 and row["studies_reached"] == 2
+    assert row["time_min_s"] == 10.0 and math.isinf(row["time_max_s"])
+    assert row["ratio"] == 1.0  # the only submission on the workload
+    # two of three studies missing: the median is a miss
+    board = scoring.score_records(recs[:4])
+    assert math.isinf(board.time_to_target.iloc[0]["time_s"])  # median of [10, inf]
+
+
+def test_corrupt_and_partial_records_are_skipped_with_a_warning(tmp_path):
+    good = write(tmp_path, record(), "good")
+    write(tmp_path, record(sub="b", t=30.0), "good_b")
+    truncated = tmp_path / "trunc" / "run.json"
+    truncated.parent.mkdir()
+    truncated.write_text(json.dumps(record())[:100])
+    missing = write(tmp_path, {k: v for k, v in record().items() if k != "workload"}, "missing")
+    running = write(tmp_path, record(status="running"), "running")
+    liar = write(tmp_path, {**record(), "time_to_target_s": None}, "liar")
+    not_obj = tmp_path / "list" / "run.json"
+    not_obj.parent.mkdir()
+    not_obj.write_text("[1, 2]")
+    board = scoring.score_records([tmp_path])
+    assert [r["_path"] for r in board.records if r["submission"]["name"] == "a"] == [str(good)]
+    text = "\n".join(board.warnings)
+    for path in (truncated, missing, running, liar, not_obj):
+        assert str(path) in text
+    assert "status 'running'" in text and "missing key 'workload'" in text
+
+    from harness.cli import app
+
+    out = tmp_path / "board"
+    r = CliRunner().invoke(app, ["score", str(tmp_path), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "warning" in r.output and str(truncated) in r.output.replace("\n", "")
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores["submission"]) == ["a", "b"] and scores["score"].iloc[0] == 1.0
+    assert scores["score"].iloc[1] == pytest.approx(step_score(0.0, 3.0 + 1e-9), abs=H)
+    for name in ("time_to_target.csv", "profile.csv", "profile.png", "trials.parquet"):
+        assert (out / name).stat().st_size > 0
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert len(trials) == 2 and set(trials["hardware_id"]) == {"hw-1"}
+    assert "config.deep.nested" not in trials.columns and "tuning.ruleset" in trials.columns
+    ttt = pd.read_csv(out / "time_to_target.csv")
+    assert {"workload", "submission", "time_s", "steps", "time_min_s", "time_max_s", "ratio"} <= set(ttt.columns)
+
+
+def test_hardware_is_never_mixed_silently(tmp_path):
+    recs = [record(sub="a", t=10.0, hw="hw-1"), record(sub="b", t=5.0, hw="hw-2"),
+            record(sub="b", t=30.0, hw="hw-1", official=False)]
+    board = scoring.score_records(recs)
+    assert [(g.ruleset, g.hardware_id) for g in board.groups] == [("external", "hw-1"), ("external", "hw-2")]
+    hw1 = board.groups[0]
+    assert hw1.result.scores["a"] == 1.0 and hw1.official == {"a": True, "b": False}
+    assert board.scores.loc[board.scores["submission"] == "b", "official"].tolist() == [False, True]
+    mixed = scoring.score_records(recs, allow_mixed_hardware=True)
+    (g,) = mixed.groups
+    assert g.hardware_id == "mixed" and g.mixed_hardware and g.hardware_ids == ["hw-1", "hw-2"]
+    assert g.result.scores.index[0] == "b"  # 5 s on hw-2 beats everything once mixed
+    assert mixed.scores["mixed_hardware"].all()
+
+    for i, rec in enumerate(recs):
+        write(tmp_path, rec, f"r{i}")
+    from harness.cli import app
+
+    r = CliRunner().invoke(app, ["score", str(tmp_path), "--allow-mixed-hardware", "--out", str(tmp_path / "lb")])
+    assert r.exit_code == 0, r.output
+    assert "mixed hardware" in r.output and "unofficial" in r.output
+
+
+def test_rulesets_are_scored_separately_and_plain_runs_are_untuned():
+    plain = record(sub="c", t=3.0)
+    del plain["tuning"]
+    board = scoring.score_records([record(sub="a", ruleset="external"), record(sub="b", ruleset="self"), plain])
+    assert sorted(g.ruleset for g in board.groups) == ["external", "self", "untuned"]
+    assert set(board.scores["score"]) == {1.0}
+
+
+def test_same_trial_copied_twice_counts_once(tmp_path):
+    write(tmp_path, record(), "x/a")
+    write(tmp_path, record(), "y/a")
+    board = scoring.score_records([tmp_path, tmp_path / "x"])  # overlapping dirs too
+    assert len(board.trials) == 1
+    assert any("duplicate" in w for w in board.warnings)
+
+
+def test_compare_states_when_the_difference_is_within_the_spread(tmp_path):
+    recs = [record(sub="a", t=t, study=k, trial=0) for k, t in enumerate([10.0, 12.0, 14.0])]
+    recs += [record(sub="b", t=t, study=k, trial=0) for k, t in enumerate([11.0, 13.0, 15.0])]
+    recs += [record(sub="a", workload="v", t=t, study=k) for k, t in enumerate([10.0, 11.0, 12.0])]
+    recs += [record(sub="b", workload="v", t=t, study=k) for k, t in enumerate([30.0, 31.0, 32.0])]
+    for i, rec in enumerate(recs):
+        write(tmp_path, rec, f"r{i}")
+    from harness.cli import app
+
+    r = CliRunner().invoke(app, ["compare", "a", "b", str(tmp_path)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    lines = {line.split("│")[1].strip(): line for line in r.output.splitlines() if line.count("│") > 3}
+    assert "within the spread" in lines["w-tiny"]
+    assert "a 2.82x faster, beyond the spread" in lines["v-tiny"]
+    r = CliRunner().invoke(app, ["compare", "a", "bb", str(tmp_path)])
+    assert r.exit_code == 2 and "did you mean 'b'" in r.output
