@@ -3,29 +3,40 @@
 1. Built-ins: ``workloads/<name>/`` packages and ``submissions/{optimizers,norms}/<name>.py``.
 2. Installed packages, through entry points in the groups ``optbench.submissions``
    and ``optbench.workloads`` (``name = "package.module"`` or ``"package.module:attr"``).
-3. A path or import string given on the command line: ``--submission ./my_opt.py``
-   or ``--submission my_package.my_module:MyOptimizer``.
+3. A path or import string given on the command line: ``--submission ./my_opt.py``,
+   ``--submission my_package.my_module`` or ``--submission my_package.my_module:MyOptimizer``.
 
-Listing never imports a submission: its literal metadata (KIND, DEFAULTS, ...)
-is read from the source with ``ast``, so ``bench list`` stays torch-free.
-Loading (``Plugin.load()``) imports it and checks it against the contract.
+The same contract (harness/api.py) holds for all three. Listing never imports a
+submission: its literal metadata (KIND, DEFAULTS, ...) is read from the source
+with ``ast``, and an entry point's file is located without running its package,
+so ``bench list`` stays torch-free. ``Registry.submission()`` checks that
+metadata; ``Plugin.load()`` imports the code and checks the functions.
+
+Every failure is a :class:`PluginError` (or, for a bad name, a
+:class:`UserInputError`) whose message is one line naming the plugin, its file
+and the problem. Names defined by two sources are an error when used, naming
+both origins. An imported submission's functions are guarded: an exception
+they raise (also mid-run) is re-raised as a PluginError naming the plugin, with
+the original exception chained, so a run record says whose code failed.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import sys
+import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from harness import api
-from harness.errors import PluginError, UserInputError, unknown
+from harness.errors import OptbenchError, PluginError, UserInputError, did_you_mean, unknown
 from harness.search_space import SearchSpaceError, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +45,8 @@ BUILTIN_WORKLOADS = ROOT / "workloads"
 SUBMISSION_GROUP = "optbench.submissions"
 WORKLOAD_GROUP = "optbench.workloads"
 META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES")
+# Functions of a submission whose exceptions are re-raised naming the plugin.
+GUARDED = ("make_optimizer", "make_schedule", "make_norm", "transform_model", *api.OPTIMIZER_OPTIONAL)
 
 
 def source_sha256(path: Path | None) -> str | None:
@@ -51,12 +64,15 @@ def source_sha256(path: Path | None) -> str | None:
     return digest.hexdigest()
 
 
-def read_literal_metadata(path: Path) -> tuple[dict[str, Any], list[str]]:
+def read_literal_metadata(path: Path, label: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Top-level literal assignments of META_NAMES, and the names that were not literals."""
+    label = label or f"plugin file {path}"
     try:
-        tree = ast.parse(Path(path).read_text(), filename=str(path))
+        tree = ast.parse(Path(path).read_bytes(), filename=str(path))
     except SyntaxError as exc:
-        raise PluginError(f"{path}: syntax error on line {exc.lineno}: {exc.msg}") from None
+        raise PluginError(f"{label}: syntax error on line {exc.lineno}: {exc.msg}") from None
+    except (OSError, ValueError) as exc:  # unreadable, or null bytes / bad encoding
+        raise PluginError(f"{label}: cannot read the source: {exc}") from None
     meta: dict[str, Any] = {}
     dynamic: list[str] = []
     for node in tree.body:
@@ -65,9 +81,81 @@ def read_literal_metadata(path: Path) -> tuple[dict[str, Any], list[str]]:
             if isinstance(target, ast.Name) and target.id in META_NAMES and node.value is not None:
                 try:
                     meta[target.id] = ast.literal_eval(node.value)
-                except ValueError:
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     dynamic.append(target.id)
     return meta, dynamic
+
+
+def check_metadata(values: dict[str, Any], where: str) -> None:
+    """Raise PluginError unless KIND, DEFAULTS, SEARCH_SPACE and SITES keep the contract."""
+    kind = values.get("KIND")
+    if kind not in api.KINDS:
+        got = "it is missing" if "KIND" not in values else f"got {kind!r}"
+        raise PluginError(f"{where}: KIND must be 'optimizer' or 'norm'; {got}")
+    required = ("DEFAULTS", "SEARCH_SPACE") if kind == "optimizer" else ("SITES",)
+    missing = [n for n in required if n not in values]
+    if missing:
+        raise PluginError(f"{where}: missing {', '.join(missing)} (a {kind} submission needs {', '.join(_required(kind))})")
+    defaults = values.get("DEFAULTS", {})
+    if defaults is None:
+        defaults = {}
+    if not isinstance(defaults, dict) or not all(isinstance(k, str) for k in defaults):
+        raise PluginError(f"{where}: DEFAULTS must be a dict of hyperparameter name -> value, got {defaults!r}")
+    space = values.get("SEARCH_SPACE", {})
+    if space is None:
+        space = {}
+    try:
+        validate(space, defaults if isinstance(space, dict) else None)
+    except SearchSpaceError as exc:
+        raise PluginError(f"{where}: malformed SEARCH_SPACE: {exc}") from None
+    if kind == "norm":
+        sites = values.get("SITES")
+        valid = [s.value for s in api.NormSite]
+        if isinstance(sites, str) or not isinstance(sites, (tuple, list)) or not sites:
+            raise PluginError(f"{where}: SITES must be a non-empty tuple of norm sites from {valid}, got {sites!r}")
+        bad = [s for s in sites if s not in valid]
+        if bad:
+            raise PluginError(f"{where}: unknown norm sites {bad}; valid: {valid}")
+
+
+def _required(kind: str) -> tuple[str, ...]:
+    return api.OPTIMIZER_REQUIRED if kind == "optimizer" else api.NORM_REQUIRED
+
+
+def _find_spec_quietly(name: str, path: Any) -> Any:
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = find(name, path)
+        except Exception:
+            continue
+        if spec is not None:
+            return spec
+    return None
+
+
+def module_source(module: str) -> Path | None:
+    """The file that defines ``module``, found without running it or its parent
+    packages (``importlib.util.find_spec`` would import the parents)."""
+    spec, path = None, None
+    parts = module.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        loaded = sys.modules.get(name)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+        if spec is None:
+            spec = _find_spec_quietly(name, path)
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+        if path is None and i < len(parts) - 1:
+            return None
+    origin = getattr(spec, "origin", None)
+    if not origin or origin in ("built-in", "frozen") or not Path(origin).is_file():
+        return None
+    return Path(origin)
 
 
 # --------------------------------------------------------------------------- #
@@ -87,20 +175,36 @@ class Plugin:
     version: str | None = None
     _meta: dict[str, Any] | None = field(default=None, repr=False)
 
+    @property
+    def label(self) -> str:
+        """``plugin 'name' (where)`` for messages."""
+        where = str(self.source) if self.source else self.target
+        if self.origin == "entry_point":
+            dist = f"{self.distribution} {self.version}" if self.distribution else "an unknown distribution"
+            where = f"{where}, entry point {self.target} of {dist}"
+        elif self.origin == "module" and self.source:
+            where = f"{self.target} in {self.source}"
+        return f"plugin {self.name!r} ({where})"
+
     @cached_property
     def meta(self) -> dict[str, Any]:
         if self._meta is not None:
             return self._meta
         if self.source is not None and ":" not in self.target:
-            meta, dynamic = read_literal_metadata(self.source)
+            meta, dynamic = read_literal_metadata(self.source, self.label)
             if not dynamic:
                 return meta
-        loaded = self.load()  # metadata computed at import time: import to read it
-        return {k: getattr(loaded.obj, k) for k in META_NAMES if hasattr(loaded.obj, k)}
+        loaded = self.load(check=False)  # metadata computed at import time: import to read it
+        return {k: getattr(loaded, k) for k in META_NAMES if hasattr(loaded, k)}
 
     @property
     def kind(self) -> str:
         return self.meta.get("KIND", "?")
+
+    def check(self) -> "Plugin":
+        """Check the metadata against the contract (without importing, where it is literal)."""
+        check_metadata(self.meta, self.label)
+        return self
 
     @cached_property
     def sha256(self) -> str | None:
@@ -112,18 +216,22 @@ class Plugin:
             "kind": self.kind,
             "origin": self.origin,
             "source": str(self.source) if self.source else self.target,
+            "target": self.target,
             "sha256": self.sha256,
             "distribution": self.distribution,
             "version": self.version,
         }
 
-    def load(self) -> "Submission":
-        return Submission(self, _import_plugin(self))
+    def load(self, check: bool = True) -> Any:
+        """Import the plugin; with ``check`` (the default) a checked :class:`Submission`."""
+        self.sha256  # hash the code as it is when it is imported
+        obj = _import_plugin(self)
+        return Submission(self, obj) if check else obj
 
 
 def _import_plugin(plugin: Plugin) -> Any:
     target, _, attr = plugin.target.partition(":")
-    label = f"plugin {plugin.name!r} ({plugin.source or plugin.target})"
+    label = plugin.label
     try:
         if plugin.origin == "file":
             path = Path(target)
@@ -132,54 +240,145 @@ def _import_plugin(plugin: Plugin) -> Any:
             if spec is None or spec.loader is None:
                 raise PluginError(f"{label}: not a Python file")
             module = importlib.util.module_from_spec(spec)
+            if str(path.parent) not in sys.path:  # its sibling modules import as in a script
+                sys.path.append(str(path.parent))
             sys.modules[module_name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(module_name, None)
+                raise
         else:
             module = importlib.import_module(target)
-        return getattr(module, attr) if attr else module
     except PluginError:
         raise
     except SyntaxError as exc:
-        raise PluginError(f"{label} failed to import: syntax error on line {exc.lineno}: {exc.msg}") from None
-    except AttributeError as exc:
-        raise PluginError(f"{label} failed to import: {exc}") from None
+        where = f" in {exc.filename}" if exc.filename and exc.filename != str(plugin.source) else ""
+        raise PluginError(f"{label} failed to import: syntax error{where} on line {exc.lineno}: {exc.msg}") from None
     except Exception as exc:  # any import-time failure becomes one line
-        raise PluginError(f"{label} failed to import: {type(exc).__name__}: {exc}") from None
+        files = (str(plugin.source.parent if plugin.source.name == "__init__.py" else plugin.source),) if plugin.source else ()
+        raise PluginError(f"{label} failed to import: {_one_line(exc)}{_where_raised(exc, files)}") from None
+    if not attr:
+        return module
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise PluginError(f"{label}: module {target!r} has no attribute {attr!r}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _where_raised(exc: BaseException, files: tuple[str, ...] = ()) -> str:
+    """`` (at file.py:line)``: the innermost frame in ``files`` if any, else the innermost."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    preferred = [f for f in frames if _in_files(f.filename, files)]
+    frame = (preferred or frames or [None])[-1]
+    return f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+
+
+def _in_files(filename: str, files: tuple[str, ...]) -> bool:
+    return any(filename == f or filename.startswith(f.rstrip("/") + "/") for f in files)
+
+
+def _raised_in(exc: BaseException, files: tuple[str, ...]) -> bool:
+    """Whether any frame of ``exc``'s traceback runs code from ``files`` (files or package dirs)."""
+    return any(_in_files(frame.f_code.co_filename, files) for frame, _ in traceback.walk_tb(exc.__traceback__))
+
+
+class _Guarded:
+    """A read-only view of a plugin object whose contract functions name the
+    plugin when they raise."""
+
+    def __init__(self, obj: Any, guard: Any) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_guard", guard)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._obj, name)
+        if name in GUARDED and callable(value):
+            return self._guard(name, value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._obj, name, value)
+
+    def __repr__(self) -> str:
+        return f"<guarded {self._obj!r}>"
 
 
 class Submission:
-    """An imported submission, checked against the contract in harness.api."""
+    """An imported submission, checked against the contract in harness.api.
+
+    ``obj`` is the plugin's module (or object) seen through a guard: calling one
+    of its contract functions (make_optimizer, update, ...) re-raises any
+    exception as a PluginError naming the plugin, its file and, for step hooks,
+    the step. ``raw`` is the object itself.
+    """
 
     def __init__(self, plugin: Plugin, obj: Any) -> None:
         self.plugin = plugin
-        self.obj = obj
+        self.raw = obj
+        self.obj = _Guarded(obj, self._guard)
         self.name = plugin.name
-        where = f"plugin {plugin.name!r} ({plugin.source or plugin.target})"
-        kind = getattr(obj, "KIND", None)
-        if kind not in api.KINDS:
-            raise PluginError(f"{where}: KIND must be one of {api.KINDS}, got {kind!r}")
-        self.kind: str = kind
-        required = api.OPTIMIZER_REQUIRED if kind == "optimizer" else api.NORM_REQUIRED
+        where = plugin.label
+        check_metadata({k: getattr(obj, k) for k in META_NAMES if hasattr(obj, k)}, where)
+        self.kind: str = obj.KIND
+        required = _required(self.kind)
         missing = [n for n in required if not hasattr(obj, n)]
         if missing:
-            raise PluginError(f"{where}: missing {', '.join(missing)} (a {kind} submission needs {', '.join(required)})")
-        for fn in ("make_optimizer", "make_norm", *api.OPTIMIZER_OPTIONAL, "transform_model"):
+            raise PluginError(f"{where}: missing {', '.join(missing)} (a {self.kind} submission needs {', '.join(required)})")
+        for fn in GUARDED:
             if hasattr(obj, fn) and not callable(getattr(obj, fn)):
-                raise PluginError(f"{where}: {fn} must be a function")
+                raise PluginError(f"{where}: {fn} must be a function, got {type(getattr(obj, fn)).__name__}")
         self.defaults: dict[str, Any] = dict(getattr(obj, "DEFAULTS", {}) or {})
         self.search_space = getattr(obj, "SEARCH_SPACE", {}) or {}
-        try:
-            validate(self.search_space, self.defaults if isinstance(self.search_space, dict) else None)
-        except SearchSpaceError as exc:
-            raise PluginError(f"{where}: malformed SEARCH_SPACE: {exc}") from None
         self.sites: tuple[str, ...] = tuple(getattr(obj, "SITES", ()) or ())
-        valid_sites = {s.value for s in api.NormSite}
-        bad = [s for s in self.sites if s not in valid_sites]
-        if bad:
-            raise PluginError(f"{where}: unknown norm sites {bad}; valid: {sorted(valid_sites)}")
+        source = plugin.source
+        files = []
+        if source is not None:
+            files.append(str(source.parent) if source.name == "__init__.py" else str(source))
+        for fn in GUARDED:  # module:attr objects may hold functions defined elsewhere
+            code = getattr(getattr(obj, fn, None), "__code__", None)
+            if code is not None and code.co_filename not in files:
+                files.append(code.co_filename)
+        self._files = tuple(files)
+
+    def _guard(self, name: str, fn: Any, own: bool = True) -> Any:
+        label = self.plugin.label
+        files = self._files
+
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OptbenchError:
+                raise
+            except Exception as exc:
+                if not own and not _raised_in(exc, files):
+                    raise
+                step = args[0].step if args and isinstance(args[0], api.StepContext) else None
+                at = f" at step {step}" if step is not None else ""
+                raise PluginError(f"{label}: {name} raised{at}: {_one_line(exc)}{_where_raised(exc, files)}") from exc
+
+        return guarded
 
     def hook(self, name: str) -> Any:
-        return getattr(self.obj, name, None)
+        """The plugin's function ``name`` (guarded), or None if it has none.
+
+        ``hook("update")`` of an optimizer is never None: without its own
+        ``update`` it is :func:`harness.api.default_update`, guarded so that an
+        exception raised in the plugin's code (e.g. its optimizer's ``step``)
+        names the plugin.
+        """
+        fn = getattr(self.raw, name, None)
+        if fn is None:
+            if name == "update" and self.kind == "optimizer":
+                return self._guard("optimizer step", api.default_update, own=False)
+            return None
+        return self._guard(name, fn) if name in GUARDED else fn
 
 
 # --------------------------------------------------------------------------- #
@@ -207,22 +406,16 @@ class Registry:
     @cached_property
     def submissions(self) -> dict[str, Plugin]:
         found: dict[str, Plugin] = {}
-        for folder, kind in (("optimizers", "optimizer"), ("norms", "norm")):
+        for folder in ("optimizers", "norms"):
             for path in sorted((BUILTIN_SUBMISSIONS / folder).glob("*.py")):
                 if path.stem.startswith("_"):
                     continue
                 self._add(found, Plugin(path.stem, "builtin", f"submissions.{folder}.{path.stem}", path))
         if self._entry_points:
             for ep in importlib.metadata.entry_points(group=SUBMISSION_GROUP):
-                module = ep.value.split(":")[0]
-                try:
-                    spec = importlib.util.find_spec(module)
-                    source = Path(spec.origin) if spec and spec.origin else None
-                except Exception:
-                    source = None
                 dist = getattr(ep, "dist", None)
                 self._add(found, Plugin(
-                    ep.name, "entry_point", ep.value, source,
+                    ep.name, "entry_point", ep.value, module_source(ep.value.split(":")[0].strip()),
                     distribution=dist.name if dist else None,
                     version=dist.version if dist else None,
                 ))
@@ -236,8 +429,9 @@ class Registry:
             found[plugin.name] = plugin
 
     def submission(self, name: str, kind: str | None = None) -> Plugin:
-        """A submission by registered name, file path or ``module:attr``."""
-        plugin = self._resolve(name)
+        """A submission by registered name, file path, module or ``module:attr``,
+        its metadata checked against the contract."""
+        plugin = self._resolve(name).check()
         if kind is not None and plugin.kind != kind:
             article = lambda k: "an" if k[:1] in "aeiou" else "a"
             raise UserInputError(f"{name!r} is {article(plugin.kind)} {plugin.kind} submission, not {article(kind)} {kind}")
@@ -248,23 +442,74 @@ class Registry:
             path = Path(name).expanduser().resolve()
             if not path.is_file():
                 raise UserInputError(f"submission file {name!r} does not exist")
-            meta, _ = read_literal_metadata(path)
-            return Plugin(str(meta.get("NAME") or path.stem), "file", str(path), path)
+            for known in self.submissions.values():  # a built-in or installed plugin named by its path
+                if known.source is not None and known.source.resolve() == path:
+                    return self._registered(known.name)
+            meta, _ = read_literal_metadata(path, f"plugin {path.stem!r} ({path})")
+            plugin = Plugin(str(meta.get("NAME") or path.stem), "file", str(path), path)
+            return self._unique(plugin, "rename the file or set NAME = \"...\" in it")
         if ":" in name:
-            module = name.split(":")[0]
-            try:
-                spec = importlib.util.find_spec(module)
-            except (ImportError, ValueError):
-                spec = None
-            if spec is None:
-                raise UserInputError(f"cannot find module {module!r} for submission {name!r}")
-            return Plugin(name.split(":")[1], "module", name, Path(spec.origin) if spec.origin else None)
+            module, _, attr = name.partition(":")
+            if not module or not attr.isidentifier():
+                raise UserInputError(f"submission {name!r}: expected module:attribute, e.g. my_package.my_module:MyOptimizer")
+            source = self._find_module(module, name)
+            return self._unique(Plugin(attr, "module", name, source), "pass another attribute name")
         subs = self.submissions
         if name in self.clashes:
-            raise PluginError(f"submission name {name!r} is defined twice: {' and '.join(self.clashes[name])}")
+            raise PluginError(
+                f"submission name {name!r} is defined twice: {' and '.join(self.clashes[name])}; "
+                "uninstall one, or pick one by file path or module:attribute"
+            )
+        if name not in subs and "." in name and all(p.isidentifier() for p in name.split(".")):
+            try:
+                source = self._find_module(name, name)
+            except UserInputError:
+                raise UserInputError(
+                    f"unknown submission {name!r}, and no module of that name is importable; "
+                    f"{did_you_mean(name, subs)}"
+                ) from None
+            meta, _ = read_literal_metadata(source) if source else ({}, [])
+            plugin = Plugin(str(meta.get("NAME") or name.rsplit(".", 1)[1]), "module", name, source)
+            return self._unique(plugin, "set NAME = \"...\" in it")
         if name not in subs:
             raise unknown("submission", name, subs)
         return subs[name]
+
+    def _registered(self, name: str) -> Plugin:
+        if name in self.clashes:
+            raise PluginError(f"submission name {name!r} is defined twice: {' and '.join(self.clashes[name])}")
+        return self.submissions[name]
+
+    def _find_module(self, module: str, asked: str) -> Path | None:
+        if not all(p.isidentifier() for p in module.split(".")):
+            raise UserInputError(f"submission {asked!r}: {module!r} is not a module name")
+        if module in sys.modules:
+            spec = getattr(sys.modules[module], "__spec__", None)
+            origin = getattr(spec, "origin", None) or getattr(sys.modules[module], "__file__", None)
+            return Path(origin) if origin and Path(origin).is_file() else None
+        source = module_source(module)
+        if source is None:
+            try:  # namespace packages, zip imports, ...: let importlib decide (may import parents)
+                spec = importlib.util.find_spec(module)
+            except ModuleNotFoundError:
+                spec = None
+            except Exception as exc:
+                raise PluginError(f"submission {asked!r}: cannot locate module {module!r}: {_one_line(exc)}") from None
+            if spec is None:
+                raise UserInputError(f"cannot find module {module!r} for submission {asked!r} (is it installed, or on PYTHONPATH?)")
+            source = Path(spec.origin) if spec.origin and Path(spec.origin).is_file() else None
+        return source
+
+    def _unique(self, plugin: Plugin, fix: str) -> Plugin:
+        """A plugin given by path or import string may not take a registered name:
+        records and leaderboards group runs by name."""
+        other = self.submissions.get(plugin.name)
+        if other is not None:
+            raise PluginError(
+                f"submission name {plugin.name!r} is defined twice: {_describe(other)} and "
+                f"{_describe(plugin)}; {fix}"
+            )
+        return plugin
 
     # -- workloads ----------------------------------------------------------- #
     @cached_property
@@ -272,21 +517,24 @@ class Registry:
         found: dict[str, WorkloadEntry] = {}
         for init in sorted(BUILTIN_WORKLOADS.glob("*/__init__.py")):
             module_name = f"workloads.{init.parent.name}"
-            info = getattr(_import_workload(module_name, module_name), "WORKLOAD", None)
+            info = getattr(_import_workload(module_name, f"workload {init.parent.name!r} ({init})"), "WORKLOAD", None)
             if isinstance(info, api.WorkloadInfo):
                 found[info.name] = WorkloadEntry(info, "builtin", str(init.parent))
         if self._entry_points:
             for ep in importlib.metadata.entry_points(group=WORKLOAD_GROUP):
-                obj = _import_workload(ep.value, ep.name, ep.load)
+                dist = getattr(ep, "dist", None)
+                dist_text = f"{dist.name} {dist.version}" if dist else "an unknown distribution"
+                label = f"workload {ep.name!r} (entry point {ep.value} of {dist_text})"
+                obj = _import_workload(ep.value, label, ep.load)
                 info = getattr(obj, "WORKLOAD", obj)
                 if not isinstance(info, api.WorkloadInfo):
-                    raise PluginError(f"workload entry point {ep.name!r} ({ep.value}) is not a WorkloadInfo")
-                dist = getattr(ep, "dist", None)
+                    raise PluginError(f"{label}: expected a harness.api.WorkloadInfo (or a module with WORKLOAD), got {type(info).__name__}")
                 entry = WorkloadEntry(info, "entry_point", ep.value, dist.name if dist else None, dist.version if dist else None)
                 if info.name in found:
                     other = found[info.name]
                     raise PluginError(
-                        f"workload name {info.name!r} is defined twice: {other.origin} {other.source} and entry point {ep.value}"
+                        f"workload name {info.name!r} is defined twice: {other.origin} {other.source} and "
+                        f"entry point {ep.value} of {dist_text}"
                     )
                 found[info.name] = entry
         return found
@@ -307,12 +555,15 @@ def _import_workload(module: str, label: str, loader=None) -> Any:
     try:
         return loader() if loader else importlib.import_module(module)
     except Exception as exc:
-        raise PluginError(f"workload {label!r} failed to import: {type(exc).__name__}: {exc}") from None
+        raise PluginError(f"{label} failed to import: {_one_line(exc)}{_where_raised(exc)}") from None
 
 
 def _describe(plugin: Plugin) -> str:
     if plugin.origin == "entry_point":
-        return f"entry point {plugin.target} from {plugin.distribution or '?'} {plugin.version or ''}".rstrip()
+        dist = f"{plugin.distribution} {plugin.version}" if plugin.distribution else "an unknown distribution"
+        return f"entry point {plugin.target} of {dist}" + (f" ({plugin.source})" if plugin.source else "")
+    if plugin.origin == "module":
+        return f"module {plugin.target}"
     return f"{plugin.origin} {plugin.source or plugin.target}"
 
 
