@@ -140,8 +140,8 @@ class WorkloadInfo:
 
     ``task`` is ``"module:Class"`` of the :class:`Task` subclass that does the
     work; it is imported only when a run starts. ``prepare`` is an optional
-    ``"module:function"`` taking ``(data_dir, size_name)`` that downloads and
-    verifies the dataset (``bench data prepare <workload>``).
+    ``"module:function"`` taking ``data_dir`` that downloads and verifies the
+    full size's dataset (``bench data prepare <workload>``).
     """
 
     name: str

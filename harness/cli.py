@@ -252,7 +252,6 @@ def hw(as_json: bool = typer.Option(False, "--json", help="The full fingerprint 
 @data_app.command("prepare")
 def data_prepare(
     workload: str = typer.Argument(..., help="Workload whose dataset to fetch, e.g. cifar."),
-    size: str = typer.Option("full", "--size"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Default: $OPTBENCH_DATA or ~/.cache/optbench."),
 ) -> None:
     """Download and verify a workload's dataset (needs internet)."""
@@ -268,7 +267,7 @@ def data_prepare(
             raise UserInputError(f"workload {workload!r} needs no preparation (its data ships with the code or is generated)")
         module, _, fn = entry.info.prepare.partition(":")
         root = resolve_data_dir({"data_dir": str(data_dir) if data_dir else None})
-        path = getattr(importlib.import_module(module), fn)(root, size)
+        path = getattr(importlib.import_module(module), fn)(root)
         console.print(f"ready: {path}")
 
 

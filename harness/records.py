@@ -11,8 +11,9 @@ schema_version     1
 run_id             unique id of this run (directory name)
 experiment         grouping name (``--experiment``; default "runs")
 workload, size     e.g. "cifar", "tiny"
-submission         what the user asked for: {name, kind, origin, source, sha256, distribution, version}
-optimizer, norm    the plugins actually used (same fields); hyperparameters of each under
+submission         what the user asked for: {name, kind, origin, source, target, sha256, distribution, version}
+optimizer, norm    the plugins actually used (same fields)
+label              results/leaderboard name of the pairing: "lion", "groupnorm", "lion+groupnorm"
 hyperparameters    {"optimizer": {...}, "norm": {...}}
 seed, seeds        the run seed and the derived per-purpose seeds
 status             reached | budget_exhausted | diverged | interrupted | error | running

@@ -125,9 +125,9 @@ def plan_run(
     """
     registry = registry or Registry()
     entry = registry.workload(workload)
-    size_name = size or default_size(entry)
-    size_spec = size_of(entry, size_name)
     info = entry.info
+    if size is not None:
+        size_of(entry, size)  # a misspelled size fails before anything slow
 
     asked = registry.submission(submission or info.default_optimizer)
     if asked.kind == "norm":
@@ -139,6 +139,10 @@ def plan_run(
         norm_plugin = registry.submission(norm or info.default_norm, "norm")
     else:
         raise UserInputError(f"submission {asked.name!r} has unknown KIND {asked.kind!r}")
+
+    # Resolved after the names so typos fail fast; default_size imports torch.
+    size_name = size or default_size(entry)
+    size_spec = size_of(entry, size_name)
 
     sites = tuple(norm_plugin.meta.get("SITES", ()))
     unsupported = [s for s in info.norm_sites if s not in sites]
@@ -277,6 +281,7 @@ def execute(
         "submission": plan.asked.provenance(),
         "optimizer": plan.optimizer.provenance(),
         "norm": plan.norm.provenance(),
+        "label": plan.label,
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "seed": seed,
         "seeds": seeds,
