@@ -73,3 +73,31 @@ def compose(
     finally:
         GlobalHydra.instance().clear()
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def named_configs(folder: str) -> list[str]:
+    """Names of the YAML files in ``configs/<folder>/`` (e.g. rulesets, presets)."""
+    return sorted(p.stem for p in (CONFIG_DIR / folder).glob("*.yaml"))
+
+
+def load_named_yaml(folder: str, name_or_path: str | Path, what: str) -> tuple[Path, dict[str, Any]]:
+    """``configs/<folder>/<name>.yaml`` by name, or any YAML file by path.
+
+    Returns the file and its mapping; an unknown name gets "did you mean".
+    """
+    import yaml
+
+    from harness.errors import unknown
+
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = CONFIG_DIR / folder / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise unknown(what, str(name_or_path), named_configs(folder))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{what} {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{what} {path}: expected a mapping at the top level")
+    return path, data

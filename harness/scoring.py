@@ -62,10 +62,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from harness.config import CONFIG_DIR, load_named_yaml, named_configs
 from harness.errors import UserInputError
 from harness.records import RUN_FILE
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
 INF = math.inf
 FINISHED = ("reached", "budget_exhausted", "diverged", "error")  # records that are results
 UNTUNED = "untuned"  # ruleset of records written by a plain `bench run`
@@ -103,23 +103,14 @@ DEFAULT_PRESET = Preset()
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return named_configs("presets")
 
 
 def load_preset(name_or_path: str | Path | None) -> Preset:
     """A preset by name (``configs/presets/<name>.yaml``) or from a YAML file."""
     if name_or_path is None:
         return DEFAULT_PRESET
-    import yaml
-
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            from harness.errors import unknown
-
-            raise unknown("scoring preset", str(name_or_path), available_presets())
-    data = yaml.safe_load(path.read_text()) or {}
+    path, data = load_named_yaml("presets", name_or_path, "scoring preset")
     try:
         preset = Preset(
             name=str(data.get("name", path.stem)),

@@ -54,12 +54,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from harness.config import CONFIG_DIR, load_named_yaml, named_configs
 from harness.errors import UserInputError
 from harness.records import RUN_FILE, safe_name, write_json_atomic
 from harness.search_space import SearchSpaceError, validate
 from harness.seeding import derive_seed, stable_hash
 
-RULESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "ruleset"
 SKIP_STATUSES = ("reached", "budget_exhausted", "diverged")  # finished measurements: never rerun
 HP_SECTIONS = ("optimizer", "norm")
 
@@ -80,21 +80,12 @@ class Ruleset:
 
 
 def available_rulesets() -> list[str]:
-    return sorted(p.stem for p in RULESET_DIR.glob("*.yaml"))
+    return named_configs("ruleset")
 
 
 def load_ruleset(name_or_path: str | Path) -> Ruleset:
     """A ruleset by name (``configs/ruleset/<name>.yaml``) or from a YAML file."""
-    import yaml
-
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = RULESET_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            from harness.errors import unknown
-
-            raise unknown("ruleset", str(name_or_path), available_rulesets())
-    data = yaml.safe_load(path.read_text()) or {}
+    path, data = load_named_yaml("ruleset", name_or_path, "ruleset")
     try:
         ruleset = Ruleset(
             name=str(data.get("name", path.stem)),
