@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 from harness.api import ParamType, TypedParameter
 
@@ -26,15 +27,27 @@ def infer_param_types(model: nn.Module, head: str | None = None) -> dict[str, Pa
     mark hand-written norm layers.
     """
     types: dict[str, ParamType] = {}
-    for module_name, module in model.named_modules():
+    modules = dict(model.named_modules())
+    for module_name, module in modules.items():
+        own = dict(module.named_parameters(recurse=False))
+        owner_name, gains = module_name, set()
+        if isinstance(module, parametrize.ParametrizationList):
+            # The originals of a parametrized tensor (weight_norm, spectral_norm,
+            # weight standardization) live in "<owner>.parametrizations.<tensor>":
+            # type them by the owner. Originals smaller than the largest one
+            # (weight_norm's magnitude g) are per-unit gains, typed NORM.
+            owner_name = module_name.rsplit(".", 2)[0] if module_name.count(".") >= 2 else ""
+            module = modules[owner_name]
+            biggest = max((p.numel() for p in own.values()), default=0)
+            gains = {n for n, p in own.items() if p.numel() < biggest}
         is_norm = isinstance(module, _NORM_MODULES) or getattr(module, "is_norm", False)
-        for param_name, param in module.named_parameters(recurse=False):
+        for param_name, param in own.items():
             full = f"{module_name}.{param_name}" if module_name else param_name
-            if is_norm:
+            if is_norm or param_name in gains:
                 types[full] = ParamType.NORM
             elif isinstance(module, nn.Embedding):
                 types[full] = ParamType.EMBEDDING
-            elif head is not None and module_name == head and param.ndim >= 2:
+            elif head is not None and owner_name == head and param.ndim >= 2:
                 types[full] = ParamType.HEAD
             elif param.ndim == 1:
                 types[full] = ParamType.BIAS

@@ -53,6 +53,10 @@ class BasicBlock(nn.Module):
         self.norm1 = norm("conv", out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
         self.norm2 = norm("conv", out_channels)
+        # Activations are modules, one per use, so a norm submission's
+        # transform_model can swap them (SELU).
+        self.act1 = nn.ReLU()
+        self.act2 = nn.ReLU()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
@@ -62,9 +66,9 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.norm1(self.conv1(x)))
+        out = self.act1(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return self.act2(out + self.shortcut(x))
 
 
 class ResNet(nn.Module):
@@ -77,6 +81,7 @@ class ResNet(nn.Module):
         # Stem: one 3x3 conv at full 32x32 resolution (the CIFAR variant).
         self.stem = nn.Conv2d(config.in_channels, widths[0], 3, stride=1, padding=1, bias=False)
         self.stem_norm = norm("conv", widths[0])
+        self.stem_act = nn.ReLU()
 
         # Stages: the first keeps the resolution, each later one halves it in
         # its first block.
@@ -105,7 +110,7 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.stem_norm(self.stem(x)))  # (B, w0, 32, 32)
+        x = self.stem_act(self.stem_norm(self.stem(x)))  # (B, w0, 32, 32)
         x = self.stages(x)  # (B, w_last, 32 / 2**(stages-1), ...)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)  # (B, w_last)
         return self.fc(x)  # (B, num_classes) logits
