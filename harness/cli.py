@@ -99,6 +99,12 @@ def _banner(plan, size_was_default: bool) -> None:
         + (f" · [yellow]unofficial: {', '.join(plan.deviations)}[/]" if plan.deviations else ""),
         highlight=False,
     )
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        console.print(f"  DDP over {world} processes · batch {size.batch_size} = {world} x {size.batch_size // world} per process"
+                      " · only rank 0 reports and writes", highlight=False)
 
 
 def _summary(result) -> None:
@@ -131,24 +137,58 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Run seed; every random stream derives from it."),
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
     experiment: str = typer.Option("runs", "--experiment", help="Results sub-directory grouping runs."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="Data-parallel processes on this machine: launches torchrun (DDP; one GPU each, or gloo on CPU). The workload's batch is split across them."),
+    wandb: bool = typer.Option(False, "--wandb", help="Track the run in Weights & Biases (offline into the run directory when no API key); same as logging.wandb=true."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value, e.g. optimizer.lr=3e-3 budget.max_steps=200."),
 ) -> None:
     """Train one submission on one workload and time it to the target."""
+    import os
+
+    overrides = [*(overrides or []), *(["logging.wandb=true"] if wandb else [])]
+    quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
     with _user_errors():
         from harness.runner import execute, plan_run
 
         plan = plan_run(
             workload, submission, size=size, norm=norm, seed=seed, output=output,
-            experiment=experiment, overrides=overrides or [],
+            experiment=experiment, overrides=overrides,
         )
-        _banner(plan, size_was_default=size is None)
-        result = execute(plan, _RichObserver())
+        if nproc is not None and "WORLD_SIZE" not in os.environ:
+            _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, overrides)
+        if not quiet:
+            _banner(plan, size_was_default=size is None)
+        result = execute(plan, None if quiet else _RichObserver())
+    if quiet:
+        raise typer.Exit(result.exit_code)
     _summary(result)
     if result.status == "error":
         from rich.markup import escape
 
         err_console.print(f"[bold red]error:[/] {escape(result.record['reason'])}", highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
+
+
+def _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, overrides) -> None:
+    """``bench run --nproc N``: the same run under torchrun, then exit with its code."""
+    import os
+    import subprocess
+
+    from harness.distributed import check_batch, torchrun_command
+
+    check_batch(plan.size.batch_size, nproc)
+    args = ["run", "--workload", plan.workload.info.name, "--size", plan.size.name, "--seed", str(seed),
+            "--output", str(output), "--experiment", experiment]
+    args += ["--submission", submission] if submission else []
+    args += ["--norm", norm] if norm else []
+    cmd = torchrun_command(nproc, [*args, *overrides])
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:  # the node's cores, shared (torchrun would say 1 and warn)
+        from harness.seeding import default_threads
+
+        env["OMP_NUM_THREADS"] = str(max(1, default_threads() // nproc))
+    console.print(f"launching {nproc} process{'es' if nproc != 1 else ''}: torchrun --standalone --nproc_per_node={nproc} "
+                  f"(OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", highlight=False)
+    raise typer.Exit(subprocess.run(cmd, env=env).returncode)
 
 
 # --------------------------------------------------------------------------- #
@@ -273,6 +313,7 @@ def data_prepare(
 
 from harness import cli_sweeps  # noqa: E402,F401  (registers bench tune/score/compare)
 from harness import cli_plugins  # noqa: E402,F401  (registers bench new)
+from harness import cli_calibrate  # noqa: E402,F401  (registers bench calibrate)
 
 
 def main() -> None:

@@ -187,27 +187,43 @@ def tune(
     experiment: Optional[str] = typer.Option(None, "--experiment", help="Results sub-directory. Default: the ruleset name."),
     seed: int = typer.Option(0, "--seed", help="Base seed: study and trial seeds derive from it."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the trials and their points; run nothing."),
-    executor: str = typer.Option("local", "--executor", help="How trials run: local (one after another, in this process)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every trial, e.g. budget.max_steps=200 (makes records unofficial)."),
+    executor: str = typer.Option("local", "--executor", help="How trials run: local (one after another, in this process), submitit-local (parallel local processes), slurm (one SLURM job per trial), or an executor YAML file; set its keys as executor.KEY=VALUE overrides (configs/executor/)."),
+    wandb: bool = typer.Option(False, "--wandb", help="Track every trial in Weights & Biases, one group per sweep (offline into the run directories when no API key); same as logging.wandb=true."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every trial, e.g. budget.max_steps=200 (makes records unofficial); executor.KEY=VALUE set the executor."),
 ) -> None:
     """Tune a submission on a workload under a ruleset (studies x trials); resumable."""
     with _user_errors():
-        from harness.tuning import check_executor, plan_sweep, run_sweep
+        from harness.executors import load_executor, preflight
+        from harness.tuning import plan_sweep, run_sweep
 
-        check_executor(executor)
+        run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
+        run_overrides += ["logging.wandb=true"] if wandb else []
+        spec = load_executor(executor, [o for o in overrides or [] if o.startswith("executor.")])
         sweep = plan_sweep(
             workload, submission, size=size, norm=norm, ruleset=ruleset, studies=studies, trials=trials,
-            search_space=search_space, seed=seed, output=output, experiment=experiment, overrides=overrides or [],
+            search_space=search_space, seed=seed, output=output, experiment=experiment, overrides=run_overrides,
         )
         _sweep_header(sweep)
+        if spec.backend != "inline":
+            console.print(f"executor [cyan]{spec.name}[/] ({spec.source})", highlight=False)
         if dry_run:
             console.print(_points_table(sweep))
+            if spec.backend == "slurm":
+                from harness.executors import sbatch_script
+
+                console.print(f"[bold]sbatch script[/] submitit will submit (a job array of the {len(sweep.to_run)} trials to run):")
+                console.print(escape(sbatch_script(spec, sweep.root / "submitit", max(1, len(sweep.to_run)))), highlight=False)
             return
+        preflight(spec)
         observer = _RichSweepObserver(sweep)
         try:
-            result = run_sweep(sweep, observer, executor)
+            result = run_sweep(sweep, observer, spec)
         finally:
             observer.stop()
+    if result.submitted:
+        console.print(f"submitted {len(result.submitted)} job(s): {', '.join(result.submitted)}; "
+                      "rerun the same command to collect the results (finished trials are skipped)", highlight=False)
+        return
     _summary_table(result)
     if result.interrupted:
         err_console.print("[yellow]interrupted:[/] rerun the same command to resume (finished trials are skipped)")

@@ -580,7 +580,7 @@ def _hardware_class(fp: dict) -> dict:
             "mig_mode": gpu.get("mig_mode"),
         })
     gpus.sort(key=lambda g: json.dumps(g, sort_keys=True))
-    return {
+    cls = {
         "v": FINGERPRINT_VERSION,
         "cpu_model": cpu.get("model"),
         "physical_cores": cpu.get("physical_cores"),
@@ -590,6 +590,11 @@ def _hardware_class(fp: dict) -> dict:
         "gpu_count": len(gpus),
         "gpus": gpus,
     }
+    # Eight processes on one node are not the hardware one process used;
+    # single-process ids stay as they were (the key is absent for 1).
+    if (fp.get("world_size") or 1) > 1:
+        cls["world_size"] = fp["world_size"]
+    return cls
 
 
 def hardware_id(fp: dict) -> str:
@@ -597,7 +602,8 @@ def hardware_id(fp: dict) -> str:
 
     Hashes only CPU model, physical/usable cores, architecture, RAM (whole GiB)
     and per GPU name, memory (whole GiB), compute capability and MIG mode, plus
-    the GPU count -- never software versions, thread settings or git state.
+    the GPU count, and the number of processes when a run spans several --
+    never software versions, thread settings or git state.
     """
     canonical = json.dumps(_hardware_class(fp or {}), sort_keys=True,
                            separators=(",", ":"), default=str)

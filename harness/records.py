@@ -27,16 +27,25 @@ setup_s            untimed set-up seconds (data, model, optimizer)
 wall_s             wall-clock seconds of the whole run
 steps, evals       training steps taken, evaluations made
 budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s}
-official           false when an override changed the size's budget or cadence
+official           false when an override changed the size's budget, cadence or target
+deviations         the overrides that made it unofficial, e.g. ["max_steps=200", "target.validation=0.5"]
 final_metrics      metrics of the last evaluation
 error              {type, message, traceback} when status is error
 fingerprint        hardware/software fingerprint, with hardware_id
 config             the fully composed configuration
 started_at, finished_at   ISO-8601 UTC
+distributed        {world_size, backend, sync_batchnorm, ...} (harness/distributed.py)
+tracking           wandb run id, mode and directory, when --wandb is on (harness/tracking.py)
+tuning             sweep trials only: {ruleset, study, trial, trial_id, sweep_id, point, ...}
+execution          trials run by an executor: {executor, job_id, attempt, requeued, restart, ...}
+calibration        bench calibrate runs only: {identity, phase, index}
+digest             "sha256:<hex>" of the canonical JSON of everything above; the scorer
+                   skips a record whose digest does not match (edited after the fact)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -105,6 +114,31 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+DIGEST_KEY = "digest"
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """sha256 of a record's canonical JSON (sorted keys, without the digest).
+
+    The runner seals every ``run.json`` it writes; the scorer recomputes the
+    digest, so a record edited after the fact is caught instead of counted.
+    """
+    body = {k: v for k, v in record.items() if k != DIGEST_KEY}
+    return "sha256:" + hashlib.sha256(dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its digest (a copy; the caller's dict is unchanged)."""
+    return {**record, DIGEST_KEY: record_digest(record)}
+
+
+def digest_ok(record: dict[str, Any]) -> bool | None:
+    """True if the digest matches, False if it does not, None if there is none."""
+    if DIGEST_KEY not in record:
+        return None
+    return record[DIGEST_KEY] == record_digest(record)
 
 
 class MetricsLog:

@@ -29,7 +29,7 @@ import math
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from harness.records import (
     MetricsLog,
     make_run_dir,
     now_iso,
+    seal,
     write_json_atomic,
 )
 from harness.registry import Plugin, Registry, WorkloadEntry, size_of
@@ -167,6 +168,17 @@ def plan_run(
 
     budget, cadence = config["budget"], config["eval"]
     deviations = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    target_override = config.get("target") or {}
+    if any(v is not None for v in target_override.values()):
+        # A different target is a different benchmark: allowed for quick
+        # experiments and tests, recorded, and never official.
+        t = size_spec.target
+        size_spec = replace(size_spec, target=replace(
+            t,
+            validation=float(target_override.get("validation") if target_override.get("validation") is not None else t.validation),
+            test=float(target_override["test"]) if target_override.get("test") is not None else t.test,
+        ))
+        deviations += [f"target.{k}={v}" for k, v in target_override.items() if v is not None]
     every_steps, every_s = cadence["every_steps"], cadence["every_s"]
     if every_steps is None and every_s is None:
         every_steps, every_s = size_spec.eval_every_steps, size_spec.eval_every_s
@@ -239,7 +251,9 @@ def execute(
     """
     import torch
 
+    from harness import distributed
     from harness import fingerprint as fp_mod
+    from harness import tracking
     from harness.params import count_parameters, typed_parameters
     from harness.seeding import set_determinism
 
@@ -248,9 +262,15 @@ def execute(
     config = plan.config
     seed = plan.seed
     seeds = {purpose: derive_seed(seed, purpose) for purpose in ("model", "data", "submission")}
-    threads = int(config["threads"] or default_threads())
+    # Under torchrun the processes of one node share its cores.
+    local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if distributed.env_world_size() > 1 else 1
+    threads = int(config["threads"] or max(1, default_threads() // local_procs))
     set_determinism(seeds["model"], threads)
-    device = _resolve_device(config["device"])
+    distributed.check_batch(plan.size.batch_size, distributed.env_world_size())
+    dist_env, device = distributed.setup(_resolve_device(config["device"]))
+    main = dist_env.is_main
+    if not main:
+        observer = None  # only rank 0 reports, writes and tracks
 
     # Untimed set-up 1: data onto the device. A missing dataset stops here,
     # before any record exists.
@@ -258,9 +278,12 @@ def execute(
     norm_sub = plan.norm.load()
     task_cls = _import_task(plan.workload.info.task)
     task: api.Task = task_cls(plan.size, device, resolve_data_dir(config), seeds["data"])
-    fingerprint = fp_mod.collect(world_size=1)
+    fingerprint = fp_mod.collect(world_size=dist_env.world_size)
+    fingerprint["distributed"] = distributed.describe_devices(dist_env, device)
 
-    if run_dir is None:
+    if not main:
+        run_dir = Path(dist_env.from_main(None))
+    elif run_dir is None:
         run_dir = make_run_dir(
             Path(config["output"]),
             config["experiment"],
@@ -272,6 +295,8 @@ def execute(
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a rerun starts a fresh stream
+    if main and dist_env.active:
+        dist_env.from_main(str(run_dir))
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_dir.name,
@@ -310,17 +335,32 @@ def execute(
         "final_metrics": {},
         "error": None,
         "fingerprint": fingerprint,
+        "distributed": {
+            "world_size": dist_env.world_size,
+            "backend": dist_env.backend,
+            "launcher": dist_env.launcher,
+            "global_batch": plan.size.batch_size,
+            "batch_per_rank": plan.size.batch_size // dist_env.world_size,
+            "batchnorm": None,  # set once the model is built: none | single-process | per-rank | sync
+            "clock": "max over ranks, agreed at eval boundaries" if dist_env.active else "single process",
+        },
         "config": config,
         "started_at": started_at,
         "finished_at": None,
         **(extra or {}),
     }
-    write_json_atomic(run_dir / "run.json", record)
-    metrics_log = MetricsLog(run_dir / "metrics.jsonl")
+    tracker = tracking.for_run(config, record) if main else None
+    if tracker is not None:
+        record["tracking"] = tracker.start(plan, run_dir, record)  # untimed: counts as set-up
+        observer = tracking.Tee(observer, tracker)
+    if main:
+        write_json_atomic(run_dir / "run.json", seal(record))
+    metrics_log = MetricsLog(run_dir / "metrics.jsonl") if main else _NoLog()
     if observer:
         observer.on_start(plan, run_dir)
 
-    loop = _Loop(plan, task, device, record, metrics_log, observer, wall0)
+    step_task = distributed.ShardedTask(task, dist_env) if dist_env.active else task
+    loop = _Loop(plan, step_task, device, record, metrics_log, observer, wall0, dist_env)
     try:
         # Untimed set-up 2: model, norm transform, optimizer, schedule.
         norm_hook = norm_sub.obj.make_norm
@@ -339,6 +379,8 @@ def execute(
         model.train()
         record["model_parameters"] = count_parameters(model)
         params = typed_parameters(model, task.param_types(model))
+        sync_bn = bool((config.get("distributed") or {}).get("sync_batchnorm", False))
+        model, record["distributed"]["batchnorm"] = distributed.wrap_model(model, dist_env, device, sync_bn)
         optimizer = optimizer_sub.obj.make_optimizer(params, plan.hp_optimizer, plan.size.step_hint)
         make_schedule = optimizer_sub.hook("make_schedule")
         schedule = make_schedule(optimizer, plan.hp_optimizer, plan.size.step_hint) if make_schedule else None
@@ -352,7 +394,7 @@ def execute(
             step=0,
             hp=plan.hp_optimizer,
             step_hint=plan.size.step_hint,
-            task=task,
+            task=step_task,
         )
         loop.train(ctx, optimizer_sub)
     except KeyboardInterrupt:
@@ -370,18 +412,33 @@ def execute(
         record["finished_at"] = now_iso()
         if record["setup_s"] is None:
             record["setup_s"] = record["wall_s"]
-        write_json_atomic(run_dir / "run.json", record)
+        if main:
+            write_json_atomic(run_dir / "run.json", seal(record))
+        distributed.teardown(dist_env)
     if observer:
         observer.on_end(record)
     return RunResult(run_dir, record)
 
 
+class _NoLog:
+    """Ranks other than 0 write no metrics."""
+
+    def append(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Loop:
     """The timed training loop and its eval boundaries."""
 
-    def __init__(self, plan, task, device, record, metrics_log, observer, wall0: float) -> None:
+    def __init__(self, plan, task, device, record, metrics_log, observer, wall0: float, dist=None) -> None:
         import torch
 
+        from harness.distributed import Dist
+
+        self.dist = dist or Dist()
         self.plan, self.task, self.device = plan, task, device
         self.record, self.metrics_log, self.observer = record, metrics_log, observer
         self.torch = torch
@@ -416,6 +473,15 @@ class _Loop:
         steps_since_eval = 0
         step = 0
         perf_counter = time.perf_counter
+        dist = self.dist
+        # Under DDP every rank must stop at the same step without talking per
+        # step: boundaries are step counts agreed at the previous boundary.
+        lockstep = None
+        if dist.active:
+            from harness.distributed import next_boundary_step, unwrap
+
+            lockstep = next_boundary_step(0, 0.0, None, every_steps, max_steps, next_eval_s, budget_s)
+            segment_from = (0, 0.0)  # (step, timed) at the last boundary
 
         self.open_segment()
         while True:
@@ -427,26 +493,37 @@ class _Loop:
             step += 1
             steps_since_eval += 1
             record["steps"] = step
-            # Host clock only (no device sync): is a boundary due?
-            elapsed = self.timed + (perf_counter() - self.segment_start)
-            out_of_budget = elapsed >= budget_s or (max_steps is not None and step >= max_steps)
-            due = (every_steps is not None and step % every_steps == 0) or (
-                next_eval_s is not None and elapsed >= next_eval_s
-            )
-            if not (due or out_of_budget):
-                continue
+            if lockstep is not None:
+                if step < lockstep:
+                    continue
+            else:
+                # Host clock only (no device sync): is a boundary due?
+                elapsed = self.timed + (perf_counter() - self.segment_start)
+                out_of_budget = elapsed >= budget_s or (max_steps is not None and step >= max_steps)
+                due = (every_steps is not None and step % every_steps == 0) or (
+                    next_eval_s is not None and elapsed >= next_eval_s
+                )
+                if not (due or out_of_budget):
+                    continue
             if prepare_for_eval is not None:
                 prepare_for_eval(ctx)
             self.close_segment()
 
             # ---- untimed: evaluate, record, decide ------------------------- #
+            if dist.active:  # the slowest rank's clock; the loss over the global batch
+                self.timed = record["timed_s"] = dist.agree_max(self.timed, self.device)
+                loss_sum = dist.mean(loss_sum)
             train_loss = float((loss_sum / steps_since_eval).item())
             eval_start = perf_counter()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                ctx.model.eval()
-                with torch.no_grad():
-                    metrics = {k: float(v) for k, v in self.task.evaluate(ctx.model).items()}
-                ctx.model.train()
+            metrics = None
+            if dist.is_main:
+                with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                    ctx.model.eval()
+                    with torch.no_grad():
+                        model = unwrap(ctx.model) if dist.active else ctx.model
+                        metrics = {k: float(v) for k, v in self.task.evaluate(model).items()}
+                    ctx.model.train()
+            metrics = dist.from_main(metrics)
             record["eval_s"] += perf_counter() - eval_start
             record["evals"] += 1
             lr = ctx.optimizer.param_groups[0].get("lr") if hasattr(ctx.optimizer, "param_groups") else None
@@ -474,6 +551,10 @@ class _Loop:
                 return
             while next_eval_s is not None and next_eval_s <= self.timed:
                 next_eval_s += every_s
+            if lockstep is not None:
+                s_per_step = (self.timed - segment_from[1]) / max(1, step - segment_from[0])
+                lockstep = next_boundary_step(step, self.timed, s_per_step, every_steps, max_steps, next_eval_s, budget_s)
+                segment_from = (step, self.timed)
             loss_sum.zero_()
             steps_since_eval = 0
             self.open_segment()

@@ -64,7 +64,7 @@ import pandas as pd
 
 from harness.config import CONFIG_DIR, load_named_yaml, named_configs
 from harness.errors import UserInputError
-from harness.records import RUN_FILE
+from harness.records import DIGEST_KEY, RUN_FILE, digest_ok
 
 INF = math.inf
 FINISHED = ("reached", "budget_exhausted", "diverged", "error")  # records that are results
@@ -263,6 +263,7 @@ def load_records(dirs: Sequence[str | Path]) -> Loaded:
     records: list[dict[str, Any]] = []
     notes: list[str] = []
     seen: set[Path] = set()
+    unsealed: list[Path] = []
     for root in dirs:
         root = Path(root)
         if not root.exists():
@@ -280,11 +281,20 @@ def load_records(dirs: Sequence[str | Path]) -> Loaded:
                 notes.append(f"skipped {path}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
                 continue
             problem = _record_problem(rec)
+            if problem is None and digest_ok(rec) is False:
+                problem = "edited after optbench wrote it (its digest does not match its contents)"
             if problem:
                 notes.append(f"skipped {path}: {problem}")
                 continue
+            if DIGEST_KEY not in rec:
+                unsealed.append(path)
             rec["_path"] = str(path)
             records.append(rec)
+    if unsealed:
+        notes.append(
+            f"{len(unsealed)} record(s) have no digest (written by hand or by another tool), counted as they are; "
+            f"first: {unsealed[0]}"
+        )
     return Loaded(records, notes)
 
 
@@ -304,6 +314,14 @@ def _record_problem(rec: Any) -> str | None:
         t = _as_float(rec.get("time_to_target_s"))
         if t is None or not math.isfinite(t) or t <= 0:
             return "status reached but no valid time_to_target_s"
+        # The time to target is timed training time: it cannot exceed what the
+        # run spent training, nor (beyond clock granularity) the budget.
+        timed = _as_float(rec.get("timed_s"))
+        if timed is not None and t > timed * (1 + 1e-9) + 1e-6:
+            return f"time_to_target_s {t:g} exceeds the run's timed_s {timed:g}"
+        steps, steps_to = rec.get("steps"), rec.get("steps_to_target")
+        if isinstance(steps, int) and isinstance(steps_to, int) and not 0 < steps_to <= steps:
+            return f"steps_to_target {steps_to} is outside 1..steps ({steps})"
     return None
 
 

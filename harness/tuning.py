@@ -273,7 +273,9 @@ def _existing(run_dir: Path, trial_id: str) -> tuple[str, str, dict | None]:
     except Exception:
         return "run", "earlier record unreadable", None
     if old_id != trial_id:
-        return "run", f"definition changed (the record there, trial_id {old_id}, will be replaced)", None
+        if status in SKIP_STATUSES:
+            return "conflict", f"holds a finished trial of another sweep (trial_id {old_id}, {status})", rec
+        return "run", f"definition changed (the unfinished record there, trial_id {old_id}, will be replaced)", None
     if status in SKIP_STATUSES:
         return "skip", f"finished earlier ({status})", rec
     if status == "error":
@@ -356,7 +358,9 @@ def plan_sweep(
         "workload": info.name, "size": size_spec.name, "submission": sub_id(base_plan.asked),
         "optimizer": sub_id(base_plan.optimizer), "norm": sub_id(base_plan.norm), "ruleset": rules.name,
     }
-    sweep_id = stable_hash({**identity_base, "base_seed": seed, "search_space": space, "overrides": sorted(overrides)})
+    # Tracking settings (logging.*) say where results are mirrored, not what is measured.
+    measured = sorted(o for o in overrides if not o.lstrip("+~").startswith("logging."))
+    sweep_id = stable_hash({**identity_base, "base_seed": seed, "search_space": space, "overrides": measured})
     root = Path(output) / safe_name(experiment) / safe_name(f"{info.name}-{size_spec.name}") / safe_name(base_plan.label)
 
     planned: list[Trial] = []
@@ -392,6 +396,16 @@ def plan_sweep(
                 "search_space": space_source, "point": point,
             }}
             planned.append(Trial(k, i, trial_seed, study_seed, point, trial_id, run_dir, action, why, plan, extra, record))
+
+    conflicts = [t for t in planned if t.action == "conflict"]
+    if conflicts:
+        # Finished results are never replaced: a different sweep (another seed,
+        # search space, budget or code) goes to another directory.
+        raise UserInputError(
+            f"{len(conflicts)} trial directories under {root} hold finished trials of a different sweep "
+            f"(first: {conflicts[0].run_dir}: {conflicts[0].why}); nothing was run. Give this sweep its own "
+            "--experiment NAME or --output DIR, or move the old results away"
+        )
 
     return Sweep(
         ruleset=rules, workload=info.name, size=size_spec.name, label=base_plan.label, root=root,
@@ -436,6 +450,7 @@ class SweepResult:
     ran: list[Trial]
     skipped: list[Trial]
     interrupted: bool = False
+    submitted: list[str] = field(default_factory=list)  # job ids, when an executor returned without waiting
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -457,27 +472,34 @@ def _sweep_manifest(sweep: Sweep) -> dict[str, Any]:
     }
 
 
-EXECUTORS = ("local",)
+def check_executor(executor: Any) -> Any:
+    """An :class:`harness.executors.ExecutorSpec` from a name (``configs/executor/``) or a spec."""
+    from harness.executors import ExecutorSpec, load_executor
+
+    return executor if isinstance(executor, ExecutorSpec) else load_executor(executor)
 
 
-def check_executor(executor: str) -> None:
-    if executor not in EXECUTORS:
-        raise UserInputError(f"executor {executor!r} is not available; choose from: {', '.join(EXECUTORS)} (local runs trials one after another in this process)")
+def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: Any = "local") -> SweepResult:
+    """Run every trial marked ``run``, skipping finished ones.
 
-
-def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: str = "local") -> SweepResult:
-    """Run every trial marked ``run`` (in order), skipping finished ones.
-
-    ``executor="local"`` runs trials one after another in this process; the
-    records layout is the only coordination, so other executors (submitit) can
-    run :attr:`Trial.plan` with ``execute(plan, run_dir=..., extra=...)`` anywhere.
-    A Ctrl-C ends the current trial as ``interrupted`` (rerun next time) and
-    stops the sweep.
+    ``executor="local"`` runs trials one after another in this process;
+    ``"submitit-local"`` and ``"slurm"`` (or an ExecutorSpec, see
+    :mod:`harness.executors`) run them as independent submitit jobs, which
+    run :attr:`Trial.plan` with ``execute(plan, run_dir=..., extra=...)``: the
+    records layout is the only coordination. Locally, a Ctrl-C ends the current
+    trial as ``interrupted`` (rerun next time) and stops the sweep.
     """
     from harness.runner import execute
 
-    check_executor(executor)
+    from harness.executors import preflight
+
+    spec = check_executor(executor)
+    preflight(spec)
     write_json_atomic(sweep.root / "sweep.json", _sweep_manifest(sweep))
+    if spec.backend != "inline":
+        from harness.executors import run_trials
+
+        return run_trials(sweep, spec, observer)
     ran, skipped = [], []
     for trial in sweep.trials:
         if trial.action == "skip":

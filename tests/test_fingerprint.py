@@ -111,7 +111,6 @@ def test_hardware_id_ignores_software_threads_git_env(fp):
     other["os"] = {"platform": "Elsewhere-1.0", "kernel": "1.0", "system": "Elsewhere"}
     other["git"] = {"commit": "f" * 40, "dirty": False}
     other["env"] = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    other["world_size"] = 8
     other["host_hash"] = "000000000000"
     other["hardware_id"] = "hw-stale"
     assert fpmod.hardware_id(other) == fpmod.hardware_id(fp)
@@ -471,3 +470,12 @@ def test_fake_pynvml_is_preferred_over_nvidia_smi(monkeypatch):
     assert gpu["max_sm_clock_mhz"] == 1410 and gpu["memory_gb"] == 40.0
     assert gpu["compute_capability"] is None  # that probe failed, the rest survived
     assert "MIG" in fpmod.summary(fp)
+
+
+def test_world_size_is_part_of_the_hardware_class():
+    from harness.fingerprint import hardware_id
+
+    fp = {"cpu": {"model": "x", "physical_cores": 8}, "memory_gb": 64, "gpus": [{"name": "H100", "memory_gb": 80}] * 8}
+    single = hardware_id({**fp, "world_size": 1})
+    assert single == hardware_id(fp)  # single-process ids unchanged
+    assert hardware_id({**fp, "world_size": 8}) != single

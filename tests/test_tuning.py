@@ -220,18 +220,26 @@ def test_rerunning_a_sweep_skips_finished_trials_and_reruns_the_rest(tmp_path):
     assert [t.record["tuning"]["trial_id"] for t in third.ran] == [t.trial_id for t in first.sweep.trials[:2]]
     assert read_run(dirs[1])["status"] == "reached"
 
-    # errors are retried; a record of another definition is replaced
+    # errors are retried; an unfinished record of another definition is replaced
     errored = read_run(dirs[0])
     errored["status"] = "error"
     write_json_atomic(dirs[0] / "run.json", errored)
     stale = read_run(dirs[2])
     stale["tuning"]["trial_id"] = "0123456789ab"
+    stale["status"] = "interrupted"
     write_json_atomic(dirs[2] / "run.json", stale)
     plan = plan_sweep("fake", SGD, **kwargs)
     assert [(t.action, t.why.split(" (")[0].split(":")[0]) for t in plan.trials] == [
         ("run", "previous attempt errored"), ("skip", "finished earlier"), ("run", "definition changed")]
-    changed = plan_sweep("fake", SGD, overrides=["budget.max_steps=40"], **kwargs)
-    assert all(t.action == "run" for t in changed.trials)  # the budget is part of a trial's identity
+
+    # ...but a finished trial of another sweep is never replaced: the budget is
+    # part of a trial's identity, so this is another sweep, and it is refused.
+    before = [stamp(d) for d in dirs[:2]]
+    with pytest.raises(UserInputError, match="finished trials of a different sweep.*--experiment"):
+        plan_sweep("fake", SGD, overrides=["budget.max_steps=40"], **kwargs)
+    assert [stamp(d) for d in dirs[:2]] == before
+    changed = plan_sweep("fake", SGD, overrides=["budget.max_steps=40"], **{**kwargs, "experiment": "other"})
+    assert all(t.action == "run" for t in changed.trials)
 
 
 def test_summarize_is_the_median_over_studies_of_the_fastest_reaching_trial():

@@ -1,0 +1,297 @@
+"""Setting a workload size's target and budget: the calibration protocol.
+
+Targets are measured, not guessed. Modelled on AlgoPerf's target setting
+(Dahl et al. 2023, section 4: tune the target-setting algorithm with a
+quasirandom search, rerun its best point over several seeds, take the median
+of the best validation metric), with a budget rule for CPU-sized problems:
+
+1. **Search.** The baseline optimizer (the workload's ``default_optimizer``
+   unless told otherwise) runs its DEFAULTS plus ``search - 1`` scrambled
+   Halton points of its SEARCH_SPACE, seed 0, each for ``steps`` steps (the
+   size's ``step_hint`` by default) with the size's eval cadence and no target
+   stop. The best point is the one with the best validation metric.
+2. **Seeds.** The best point reruns on ``seeds`` seeds (0, 1, ...).
+3. **Target.** The ``quantile`` (median by default) of the seeds' best
+   validation values, rounded to 4 significant digits in the easier
+   direction.
+4. **Budget.** Each seed's time-to-target is read off its eval curve (the
+   timed seconds at the first evaluation strictly better than the target).
+   The budget is the median of those over ``budget_fraction`` (0.67), so the
+   baseline reaches the target at about two thirds of it; rounded up to two
+   significant digits.
+
+Everything is written to ``<output>/calibration/<workload>-<size>/<optimizer>/``:
+every run's record, and ``calibration.json`` with the search, each seed's
+curve summary, the target, budget and the coefficient of variation (CV) of
+time- and steps-to-target over the seeds that reach it. Runs already finished
+there are reused, so an interrupted calibration resumes. The result is a
+proposal: a maintainer copies it into the workload's ``Size`` (target,
+``max_runtime_s``, ``calibration`` text), since it changes the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import api
+from harness.errors import UserInputError
+from harness.records import RUN_FILE, safe_name, write_json_atomic
+from harness.seeding import derive_seed, stable_hash
+
+CALIBRATION_FILE = "calibration.json"
+UNBOUNDED_S = 1e9  # calibration runs are limited by steps, not seconds
+
+
+class _NeverMet(api.Target):
+    """The size's target, reported as usual, but never ending a run early."""
+
+    def met(self, metrics) -> bool:  # noqa: ARG002 - same signature as Target.met
+        return False
+
+
+@dataclass
+class CalibrationRun:
+    phase: str  # "search" or "seed"
+    index: int
+    seed: int
+    hyperparameters: dict[str, Any]
+    run_dir: Path
+    record: dict[str, Any] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl rows
+    reused: bool = False
+
+    def values(self, metric: str) -> list[float]:
+        key = f"validation/{metric}"
+        return [float(r[key]) for r in self.curve if key in r and r[key] is not None and math.isfinite(float(r[key]))]
+
+
+def _better(direction: str) -> Callable[[float, float], bool]:
+    return (lambda a, b: a > b) if direction == "max" else (lambda a, b: a < b)
+
+
+def best_value(values: list[float], direction: str) -> float:
+    if not values:
+        return -math.inf if direction == "max" else math.inf
+    return max(values) if direction == "max" else min(values)
+
+
+def round_easier(value: float, direction: str, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits, rounded toward the easier side
+    (down for a metric to maximize, up for one to minimize)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    scale = 10 ** (math.floor(math.log10(abs(value))) - digits + 1)
+    rounded = (math.floor if direction == "max" else math.ceil)(value / scale) * scale
+    return float(f"{rounded:.{digits}g}")
+
+
+def round_up_2sig(seconds: float) -> float:
+    if seconds <= 0 or not math.isfinite(seconds):
+        return seconds
+    scale = 10 ** (math.floor(math.log10(seconds)) - 1)
+    return float(math.ceil(seconds / scale) * scale)
+
+
+def time_to(curve: list[dict[str, Any]], metric: str, threshold: float, direction: str) -> tuple[float, int] | None:
+    """(timed seconds, step) at the first evaluation strictly better than ``threshold``."""
+    better = _better(direction)
+    key = f"validation/{metric}"
+    for row in curve:
+        value = row.get(key)
+        if value is not None and math.isfinite(float(value)) and better(float(value), threshold):
+            return float(row["timed_s"]), int(row["step"])
+    return None
+
+
+def cv(values: list[float]) -> float | None:
+    """Sample coefficient of variation (std / mean); None below two values."""
+    if len(values) < 2 or statistics.mean(values) == 0:
+        return None
+    return statistics.stdev(values) / statistics.mean(values)
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _read_curve(run_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    path = run_dir / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line: the rows before it are whole
+    return rows
+
+
+def _hp_overrides(hp: dict[str, Any]) -> list[str]:
+    from harness.tuning import _override_value
+
+    return [f"optimizer.{k}={_override_value(v)}" for k, v in hp.items()]
+
+
+def calibrate(
+    workload: str,
+    size: str = "tiny",
+    optimizer: str | None = None,
+    *,
+    search: int = 4,
+    seeds: int = 5,
+    steps: int | None = None,
+    quantile_q: float = 0.5,
+    budget_fraction: float = 0.67,
+    output: str | Path = "results",
+    overrides: tuple[str, ...] | list[str] = (),
+    registry: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the protocol above and return (and write) the calibration summary."""
+    from harness.registry import Registry, size_of
+    from harness.runner import execute, plan_run
+    from harness.tuning import search_points
+
+    if search < 1 or seeds < 1:
+        raise UserInputError("--search and --seeds must be at least 1")
+    if not 0 < quantile_q < 1 or not 0 < budget_fraction <= 1:
+        raise UserInputError("--quantile must be in (0, 1) and --budget-fraction in (0, 1]")
+    registry = registry or Registry()
+    entry = registry.workload(workload)
+    spec = size_of(entry, size)
+    opt = registry.submission(optimizer or entry.info.default_optimizer, "optimizer")
+    opt_spec = opt.name if opt.origin in ("builtin", "entry_point") else opt.target  # how plan_run finds it again
+    steps = int(steps or spec.step_hint)
+    target = spec.target
+    say = progress or (lambda _msg: None)
+    root = Path(output) / "calibration" / f"{safe_name(workload)}-{safe_name(size)}" / safe_name(opt.name)
+
+    defaults = dict(opt.meta.get("DEFAULTS", {}))
+    space = opt.meta.get("SEARCH_SPACE") or {}
+    points = [defaults] + [{**defaults, **p} for p in search_points(space, search - 1, seed=derive_seed("calibrate", workload, size, opt.name))]
+
+    def run_one(phase: str, index: int, seed: int, hp: dict[str, Any]) -> CalibrationRun:
+        run_dir = root / f"{phase}_{index}"
+        identity = stable_hash([workload, size, opt.name, opt.sha256, steps, seed, hp, list(overrides)])
+        cal = CalibrationRun(phase, index, seed, hp, run_dir)
+        old = run_dir / RUN_FILE
+        if old.exists():
+            try:
+                rec = json.loads(old.read_text())
+                if (rec.get("calibration") or {}).get("identity") == identity and rec.get("status") in ("budget_exhausted", "diverged"):
+                    cal.record, cal.curve, cal.reused = rec, _read_curve(run_dir), True
+                    say(f"{phase} {index} (seed {seed}): reusing the finished run in {run_dir}")
+                    return cal
+            except (OSError, json.JSONDecodeError):
+                pass  # unreadable: run again
+        plan = plan_run(
+            workload,
+            opt_spec,
+            size=size,
+            seed=seed,
+            output=output,
+            overrides=[*overrides, f"budget.max_steps={steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}", *_hp_overrides(hp)],
+            registry=registry,
+        )
+        plan.size = replace(plan.size, target=_NeverMet(**vars(target)))
+        say(f"{phase} {index} (seed {seed}): running {steps} steps")
+        result = execute(plan, run_dir=run_dir, extra={"calibration": {"identity": identity, "phase": phase, "index": index}})
+        cal.record, cal.curve = result.record, _read_curve(run_dir)
+        if result.status not in ("budget_exhausted", "diverged"):
+            raise UserInputError(f"calibration run {run_dir} ended {result.status}: {result.record.get('reason')}")
+        return cal
+
+    started = time.time()
+    searched = [run_one("search", i, 0, hp) for i, hp in enumerate(points)]
+    better = _better(target.direction)
+    best = searched[0]
+    for run in searched[1:]:
+        if better(best_value(run.values(target.metric), target.direction), best_value(best.values(target.metric), target.direction)):
+            best = run
+    seeded = [run_one("seed", k, k, best.hyperparameters) for k in range(seeds)]
+
+    bests = [best_value(r.values(target.metric), target.direction) for r in seeded]
+    finite = [b for b in bests if math.isfinite(b)]
+    if not finite:
+        raise UserInputError("no seed produced a finite validation metric; nothing to calibrate from")
+    # quantile_q is the share of seeds meant to reach the target: for a metric
+    # to maximize that is the (1 - q) quantile of the seeds' bests.
+    q = 1 - quantile_q if target.direction == "max" else quantile_q
+    proposed = round_easier(quantile(finite, q), target.direction)
+    reach = [time_to(r.curve, target.metric, proposed, target.direction) for r in seeded]
+    times = [t for t, _ in filter(None, reach)]
+    steps_to = [float(s) for _, s in filter(None, reach)]
+    median_time = statistics.median(times) if times else None
+    budget = round_up_2sig(median_time / budget_fraction) if median_time else None
+
+    summary = {
+        "workload": workload,
+        "size": size,
+        "optimizer": opt.name,
+        "optimizer_sha256": opt.sha256,
+        "protocol": {
+            "search_points": search, "seeds": seeds, "steps": steps, "quantile": quantile_q,
+            "budget_fraction": budget_fraction, "eval_every_steps": spec.eval_every_steps,
+            "eval_every_s": spec.eval_every_s, "overrides": list(overrides),
+        },
+        "hardware_id": (seeded[0].record.get("fingerprint") or {}).get("hardware_id"),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "metric": target.metric,
+        "direction": target.direction,
+        "search": [
+            {"index": r.index, "hyperparameters": r.hyperparameters, "best": best_value(r.values(target.metric), target.direction),
+             "status": r.record.get("status")}
+            for r in searched
+        ],
+        "best_point": best.hyperparameters,
+        "seeds_detail": [
+            {"seed": r.seed, "best": b, "time_to_target_s": rt[0] if rt else None, "steps_to_target": rt[1] if rt else None,
+             "s_per_step": (r.record.get("timed_s") or 0) / max(r.record.get("steps") or 1, 1)}
+            for r, b, rt in zip(seeded, bests, reach)
+        ],
+        "target": proposed,
+        "previous_target": target.validation,
+        "seeds_reaching": len(times),
+        "median_time_to_target_s": median_time,
+        "median_steps_to_target": statistics.median(steps_to) if steps_to else None,
+        "max_runtime_s": budget,
+        "cv_time_to_target": cv(times),
+        "cv_steps_to_target": cv(steps_to),
+        "wall_s": time.time() - started,
+    }
+    summary["text"] = describe(summary)
+    write_json_atomic(root / CALIBRATION_FILE, summary)
+    summary["path"] = str(root / CALIBRATION_FILE)
+    return summary
+
+
+def describe(s: dict[str, Any]) -> str:
+    """The paragraph that goes into the Size's ``calibration=`` text."""
+    seeds = ", ".join(
+        f"{d['best']:.4g}" + (f"@{d['steps_to_target']}" if d["steps_to_target"] is not None else "(miss)")
+        for d in s["seeds_detail"]
+    )
+    point = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["best_point"].items())
+    cv_t = f"{s['cv_time_to_target']:.1%}" if s["cv_time_to_target"] is not None else "n/a"
+    cv_s = f"{s['cv_steps_to_target']:.1%}" if s["cv_steps_to_target"] is not None else "n/a"
+    p = s["protocol"]
+    med = f"{s['median_time_to_target_s']:.1f}" if s["median_time_to_target_s"] else "n/a"
+    return (
+        f"bench calibrate, {s['date']} on {s['hardware_id']}: {s['optimizer']} searched over {p['search_points']} points "
+        f"(defaults + Halton), {p['steps']} steps each; best point {point}; rerun on {p['seeds']} seeds: best "
+        f"validation {s['metric']} (and steps to the target) {seeds}. Target = the {p['quantile']:.0%} quantile, rounded: "
+        f"{s['target']:g}. {s['seeds_reaching']}/{p['seeds']} seeds reach it, median {med} s; budget = median / "
+        f"{p['budget_fraction']:g} = {s['max_runtime_s']} s. CV of time-to-target {cv_t}, of steps-to-target {cv_s}."
+    )
+
+
+__all__ = ["calibrate", "describe", "round_easier", "time_to", "cv", "quantile"]

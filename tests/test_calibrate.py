@@ -1,0 +1,98 @@
+"""bench calibrate: the target-setting protocol on a fast fake workload."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from harness import api
+from harness.calibrate import CALIBRATION_FILE, calibrate, cv, quantile, round_easier, time_to
+from harness.registry import Registry
+from tests import fakes
+
+
+class FastTask(fakes.SleepTask):
+    """The fake regression task without the busy-waits: validation/mse falls
+    as plain SGD trains, and depends on the seed and the learning rate."""
+
+    step_s = 0.0
+    eval_s = 0.0
+
+
+def _registry():
+    registry = Registry(entry_points=False)
+    info = fakes.fake_info(task="tests.test_calibrate:FastTask", every_steps=5)
+    size = info.sizes["tiny"]
+    size = api.Size(**{**vars(size), "target": api.Target("mse", 1.0, "min"), "step_hint": 60})
+    registry.add_workload(api.WorkloadInfo(**{**vars(info), "sizes": {"tiny": size}}))
+    return registry
+
+
+def test_round_easier_loosens_toward_the_easy_side():
+    assert round_easier(0.97128, "max") == 0.9712
+    assert round_easier(1.45371, "min") == 1.454
+    assert round_easier(123.45, "min") == 123.5
+    assert round_easier(0.5, "max") == 0.5
+
+
+def test_quantile_and_cv():
+    assert quantile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert cv([1.0]) is None
+    assert cv([2.0, 2.0, 2.0]) == 0.0
+    assert cv([1.0, 3.0]) == pytest.approx(math.sqrt(2) / 2)
+
+
+def test_time_to_reads_the_first_strictly_better_eval():
+    curve = [
+        {"step": 10, "timed_s": 1.0, "validation/acc": 0.5},
+        {"step": 20, "timed_s": 2.0, "validation/acc": 0.9},
+        {"step": 30, "timed_s": 3.0, "validation/acc": 0.95},
+    ]
+    assert time_to(curve, "acc", 0.9, "max") == (3.0, 30)  # 0.9 is not better than 0.9
+    assert time_to(curve, "acc", 0.89, "max") == (2.0, 20)
+    assert time_to(curve, "acc", 0.99, "max") is None
+    assert time_to(curve, "acc", 0.6, "min") == (1.0, 10)
+
+
+def test_calibrate_sets_target_from_median_seed_and_resumes(tmp_path):
+    messages: list[str] = []
+    s = calibrate("fake", "tiny", search=3, seeds=3, steps=40, output=tmp_path, registry=_registry(), progress=messages.append)
+
+    assert len(s["search"]) == 3 and len(s["seeds_detail"]) == 3
+    assert s["search"][0]["hyperparameters"] == fakes.PLAIN_SGD.DEFAULTS  # the defaults are always searched
+    best = min(s["search"], key=lambda r: r["best"])
+    assert s["best_point"] == best["hyperparameters"]
+    bests = sorted(d["best"] for d in s["seeds_detail"])
+    # The median best, rounded up (easier for a metric to minimize): the
+    # median seed and every better one reach it.
+    assert s["target"] == round_easier(bests[1], "min")
+    assert s["target"] >= bests[1]
+    assert s["seeds_reaching"] >= 2
+    reached = [d for d in s["seeds_detail"] if d["time_to_target_s"] is not None]
+    times = sorted(d["time_to_target_s"] for d in reached)
+    median = times[len(times) // 2] if len(times) % 2 else (times[0] + times[1]) / 2
+    assert s["max_runtime_s"] >= median / 0.67 * 0.999
+    assert "bench calibrate" in s["text"] and "seeds" in s["text"]
+
+    on_disk = json.loads((tmp_path / "calibration" / "fake-tiny" / "PLAIN_SGD" / CALIBRATION_FILE).read_text())
+    assert on_disk["target"] == s["target"]
+    run = json.loads((tmp_path / "calibration" / "fake-tiny" / "PLAIN_SGD" / "seed_0" / "run.json").read_text())
+    assert run["steps"] == 40 and run["status"] == "budget_exhausted"  # never stopped at the old target
+
+    # A second call finds every run finished and reruns none.
+    messages.clear()
+    again = calibrate("fake", "tiny", search=3, seeds=3, steps=40, output=tmp_path, registry=_registry(), progress=messages.append)
+    assert all("reusing" in m for m in messages) and len(messages) == 6
+    assert again["target"] == s["target"]
+
+
+def test_calibrate_rejects_nonsense(tmp_path):
+    from harness.errors import UserInputError
+
+    with pytest.raises(UserInputError):
+        calibrate("fake", "tiny", seeds=0, output=tmp_path, registry=_registry())
+    with pytest.raises(UserInputError, match="did you mean"):
+        calibrate("fkae", "tiny", output=tmp_path, registry=_registry())
