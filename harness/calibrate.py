@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from harness import api
 from harness.errors import UserInputError
-from harness.records import RUN_FILE, safe_name, write_json_atomic
+from harness.records import RUN_FILE, read_metrics, read_run, safe_name, write_json_atomic
 from harness.seeding import derive_seed, stable_hash
 
 CALIBRATION_FILE = "calibration.json"
@@ -71,10 +71,6 @@ class CalibrationRun:
         return [float(r[key]) for r in self.curve if key in r and r[key] is not None and math.isfinite(float(r[key]))]
 
 
-def _better(direction: str) -> Callable[[float, float], bool]:
-    return (lambda a, b: a > b) if direction == "max" else (lambda a, b: a < b)
-
-
 def best_value(values: list[float], direction: str) -> float:
     if not values:
         return -math.inf if direction == "max" else math.inf
@@ -100,11 +96,9 @@ def round_up_2sig(seconds: float) -> float:
 
 def time_to(curve: list[dict[str, Any]], metric: str, threshold: float, direction: str) -> tuple[float, int] | None:
     """(timed seconds, step) at the first evaluation strictly better than ``threshold``."""
-    better = _better(direction)
-    key = f"validation/{metric}"
+    target = api.Target(metric, threshold, direction)  # the runner's own test of a target
     for row in curve:
-        value = row.get(key)
-        if value is not None and math.isfinite(float(value)) and better(float(value), threshold):
+        if target.met(row):
             return float(row["timed_s"]), int(row["step"])
     return None
 
@@ -121,18 +115,6 @@ def quantile(values: list[float], q: float) -> float:
     pos = q * (len(ordered) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _read_curve(run_dir: Path) -> list[dict[str, Any]]:
-    rows = []
-    path = run_dir / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a torn last line: the rows before it are whole
-    return rows
 
 
 def _hp_overrides(hp: dict[str, Any]) -> list[str]:
@@ -186,9 +168,9 @@ def calibrate(
         old = run_dir / RUN_FILE
         if old.exists():
             try:
-                rec = json.loads(old.read_text())
+                rec = read_run(run_dir)
                 if (rec.get("calibration") or {}).get("identity") == identity and rec.get("status") in ("budget_exhausted", "diverged"):
-                    cal.record, cal.curve, cal.reused = rec, _read_curve(run_dir), True
+                    cal.record, cal.curve, cal.reused = rec, read_metrics(run_dir), True
                     say(f"{phase} {index} (seed {seed}): reusing the finished run in {run_dir}")
                     return cal
             except (OSError, json.JSONDecodeError):
@@ -205,18 +187,15 @@ def calibrate(
         plan.size = replace(plan.size, target=_NeverMet(**vars(target)))
         say(f"{phase} {index} (seed {seed}): running {steps} steps")
         result = execute(plan, run_dir=run_dir, extra={"calibration": {"identity": identity, "phase": phase, "index": index}})
-        cal.record, cal.curve = result.record, _read_curve(run_dir)
+        cal.record, cal.curve = result.record, read_metrics(run_dir)
         if result.status not in ("budget_exhausted", "diverged"):
             raise UserInputError(f"calibration run {run_dir} ended {result.status}: {result.record.get('reason')}")
         return cal
 
     started = time.time()
     searched = [run_one("search", i, 0, hp) for i, hp in enumerate(points)]
-    better = _better(target.direction)
-    best = searched[0]
-    for run in searched[1:]:
-        if better(best_value(run.values(target.metric), target.direction), best_value(best.values(target.metric), target.direction)):
-            best = run
+    pick = max if target.direction == "max" else min  # the first of equals wins, as in the search order
+    best = pick(searched, key=lambda r: best_value(r.values(target.metric), target.direction))
     seeded = [run_one("seed", k, k, best.hyperparameters) for k in range(seeds)]
 
     bests = [best_value(r.values(target.metric), target.direction) for r in seeded]

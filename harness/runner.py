@@ -173,10 +173,11 @@ def plan_run(
         # A different target is a different benchmark: allowed for quick
         # experiments and tests, recorded, and never official.
         t = size_spec.target
+        validation, test = target_override.get("validation"), target_override.get("test")
         size_spec = replace(size_spec, target=replace(
             t,
-            validation=float(target_override.get("validation") if target_override.get("validation") is not None else t.validation),
-            test=float(target_override["test"]) if target_override.get("test") is not None else t.test,
+            validation=t.validation if validation is None else float(validation),
+            test=t.test if test is None else float(test),
         ))
         deviations += [f"target.{k}={v}" for k, v in target_override.items() if v is not None]
     every_steps, every_s = cadence["every_steps"], cadence["every_s"]
