@@ -144,11 +144,28 @@ def setup(device) -> tuple[Dist, Any]:
 
 
 def teardown(d: Dist) -> None:
-    if d.active:
-        import torch.distributed as dist
+    """Leave the process group cleanly.
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    The caller drops its references to the DDP model first. Gloo's worker
+    threads can hold work that refers to Python objects; if the group outlives
+    them into interpreter shutdown, the process aborts ("terminate called
+    without an active exception", SIGABRT) after the run has finished - seen
+    once in CI on a loaded machine. So: collect the dropped model now, wait
+    until every rank is done with every collective, then destroy the group.
+    """
+    if not d.active:
+        return
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        except Exception:  # a rank that already died: nothing to wait for
+            pass
+        dist.destroy_process_group()
 
 
 def check_batch(batch_size: int, world_size: int) -> None:

@@ -415,6 +415,7 @@ def execute(
             record["setup_s"] = record["wall_s"]
         if main:
             write_json_atomic(run_dir / "run.json", seal(record))
+        model = optimizer = schedule = params = ctx = None  # the DDP model must go before its process group
         distributed.teardown(dist_env)
     if observer:
         observer.on_end(record)

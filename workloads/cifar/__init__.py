@@ -10,7 +10,7 @@ from harness.api import Size, Target, WorkloadInfo
 TINY = Size(
     name="tiny",
     description="10-class rendered shapes (32x32 RGB, 10000 train), small ResNet, 2 CPU cores",
-    dataset="shapes10 v1: procedurally rendered shapes, 10000 / 2000 / 2000 (generated in memory)",
+    dataset="shapes10 v1: procedurally rendered shapes, 10000 / 1000 / 1000 (generated in memory)",
     model="ResNet-8 for CIFAR: widths 16-32-64, one BasicBlock per stage (78k parameters)",
     batch_size=32,
     target=Target(metric="accuracy", validation=0.96, direction="max"),

@@ -43,7 +43,7 @@ SETTINGS = {
         model=ResNetConfig(widths=(16, 32, 64), blocks=(1, 1, 1)),
         augment=False,
         channels_last=True,
-        eval_batch_size=100,
+        eval_batch_size=50,  # measured fastest on 2 CPU cores (100: +10%, 1000: +140%)
     ),
     "full": _Settings(model=RESNET18, augment=True, channels_last=True, eval_batch_size=1024),
 }
