@@ -40,6 +40,10 @@ A submission is a plain Python module (or any object) with these names::
     def make_norm(site: str, num_features: int, hp: Hyperparameters) -> nn.Module: ...
     def transform_model(model, hp) -> nn.Module: ...                         # optional
 
+A norm layer that also applies the nonlinearity (EvoNorm) says so on the
+module it returns; a ``transform_model`` may use the residual-block hooks that
+a workload's model exposes. Both are described at :data:`NormFactory` below.
+
 ``KIND``, ``DESCRIPTION``, ``PAPER``, ``DEFAULTS``, ``SEARCH_SPACE`` and ``SITES``
 must be literals: optbench reads them without importing the module.
 ``submissions/optimizers/adamw.py`` is the model to copy.
@@ -200,7 +204,58 @@ class Hyperparameters(dict):
 
 
 NormFactory = Callable[[str, int], "nn.Module"]
-"""``norm(site, num_features) -> nn.Module``; the workload calls it at every norm site."""
+"""``norm(site, num_features) -> nn.Module``; the workload calls it at every norm site.
+
+Normalization-activation layers. Some norm layers (EvoNorm) replace a norm
+*and* the activation after it. Such a module has ``includes_activation = True``
+and a method ``without_activation()`` that returns the layer to use at a site
+that no activation follows (for EvoNorm, its affine transform alone). A
+workload keeps its activations correct with the two helpers below:
+
+* at a norm site directly followed by an activation, it leaves that activation
+  out when :func:`norm_includes_activation` says the layer applies it;
+* at a norm site that no activation follows (a residual branch's last norm, a
+  shortcut's norm, the norm before attention), it uses
+  :func:`norm_without_activation` of the layer.
+
+Every other module passes through both unchanged, so a model built with an
+ordinary norm is the same model, parameter for parameter and bit for bit. The
+factory's signature stays ``(site, num_features)``: the workload tells the
+layer, not the factory, so no factory or ``make_norm`` has to accept a new
+argument. A workload that uses neither helper gets the full layer at every
+site, followed by its own activations.
+
+Residual-block hooks. A model may expose, on its residual blocks, attributes
+that a ``transform_model`` sets to rescale the blocks without knowing their
+insides; all are no-ops by default (the model is then unchanged, bit for bit).
+The cifar ResNet's ``BasicBlock`` has them (``submissions/norms/nf.py`` uses
+them for NF-ResNets):
+
+* ``preact``: ``None`` or a module applied to the block input ``x`` before the
+  residual branch and a projection shortcut read it (a pre-activation block's
+  leading activation);
+* ``input_scale``: a float multiplying that input (NF-ResNets' ``1 / beta``);
+* ``branch_scale``: ``None`` or a module applied to the branch's output before
+  the add (NF-ResNets' ``alpha`` times a SkipInit gain);
+* ``transition``, for transforms to read: whether the shortcut is a
+  projection of that scaled input; an identity shortcut always carries ``x``
+  itself;
+* ``act2``: the activation module applied after the add, which a transform
+  that makes the block pre-activation replaces (the model's activation slots,
+  like the cifar ResNet's ``stem_act``, are modules for the same reason).
+"""
+
+
+def norm_includes_activation(layer: "nn.Module") -> bool:
+    """Whether ``layer`` applies the activation that follows its norm site itself,
+    so the workload must leave its own activation out there."""
+    return bool(getattr(layer, "includes_activation", False))
+
+
+def norm_without_activation(layer: "nn.Module") -> "nn.Module":
+    """The layer to place at a norm site that no activation follows: a
+    normalization-activation layer's form without its nonlinearity, or ``layer``."""
+    return layer.without_activation() if norm_includes_activation(layer) else layer
 
 
 # --------------------------------------------------------------------------- #

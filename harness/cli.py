@@ -14,8 +14,31 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
+
+
+def _help_defaults_to_false(cls):
+    """``cls`` with a ``--help`` flag that defaults to False rather than None.
+
+    typer (0.29) coerces an option's value through pydantic unless it already
+    is a bool; an absent ``--help`` is None, so every command would import
+    pydantic (~0.1 s) just to learn that help was not asked for. ``bench list``
+    needs no other coercion: with this it skips pydantic entirely.
+    """
+
+    class HelpFalse(cls):
+        def get_help_option(self, ctx):
+            option = super().get_help_option(ctx)
+            if option is not None and option.default is None:
+                option.default = False
+            return option
+
+    HelpFalse.__name__ = HelpFalse.__qualname__ = f"HelpFalse{cls.__name__}"
+    return HelpFalse
+
 
 app = typer.Typer(
+    cls=_help_defaults_to_false(TyperGroup),
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -237,7 +260,7 @@ def _listing() -> dict[str, Any]:
     return {"workloads": workloads, "submissions": submissions, "name_clashes": registry.clashes}
 
 
-@app.command("list")
+@app.command("list", cls=_help_defaults_to_false(TyperCommand))
 def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Workloads with their sizes, targets and budgets; submissions with kind and origin."""
     with _user_errors():

@@ -8,8 +8,9 @@
 
 The same contract (harness/api.py) holds for all three. Listing never imports a
 submission: its literal metadata (KIND, DEFAULTS, ...) is read from the source
-with ``ast``, and an entry point's file is located without running its package,
-so ``bench list`` stays torch-free. ``Registry.submission()`` checks that
+with ``ast`` (or from harness/metacache.py while the file's bytes are unchanged),
+and an entry point's file is located without running its package, so ``bench
+list`` stays torch-free. ``Registry.submission()`` checks that
 metadata; ``Plugin.load()`` imports the code and checks the functions.
 
 Every failure is a :class:`PluginError` (or, for a bad name, a
@@ -35,7 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness import api
+from harness import api, metacache
 from harness.errors import OptbenchError, PluginError, UserInputError, did_you_mean, unknown
 from harness.search_space import SearchSpaceError, validate
 
@@ -68,10 +69,17 @@ def read_literal_metadata(path: Path, label: str | None = None) -> tuple[dict[st
     """Top-level literal assignments of META_NAMES, and the names that were not literals."""
     label = label or f"plugin file {path}"
     try:
-        tree = ast.parse(Path(path).read_bytes(), filename=str(path))
+        source = Path(path).read_bytes()
+    except OSError as exc:
+        raise PluginError(f"{label}: cannot read the source: {exc}") from None
+    cached = metacache.lookup(path, source)
+    if cached is not None:
+        return cached
+    try:
+        tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise PluginError(f"{label}: syntax error on line {exc.lineno}: {exc.msg}") from None
-    except (OSError, ValueError) as exc:  # unreadable, or null bytes / bad encoding
+    except ValueError as exc:  # null bytes / bad encoding
         raise PluginError(f"{label}: cannot read the source: {exc}") from None
     meta: dict[str, Any] = {}
     dynamic: list[str] = []
@@ -83,6 +91,7 @@ def read_literal_metadata(path: Path, label: str | None = None) -> tuple[dict[st
                     meta[target.id] = ast.literal_eval(node.value)
                 except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     dynamic.append(target.id)
+    metacache.store(path, source, meta, dynamic)
     return meta, dynamic
 
 

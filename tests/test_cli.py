@@ -35,6 +35,20 @@ def test_fast_commands_do_not_import_torch(args):
     )
 
 
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"]])
+def test_bench_list_skips_pydantic(args):
+    """typer coerces option values through pydantic (~0.1 s to import); `bench list`
+    has nothing to coerce, and its absent --help must not make it pay (harness/cli.py)."""
+    probe = (
+        "import sys\nfrom harness.cli import main\n"
+        f"sys.argv = ['bench', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
 def test_list_json_shows_workloads_and_submissions():
     out = bench("list", "--json")
     assert out.returncode == 0, out.stderr

@@ -7,6 +7,7 @@ unofficial) and each trial is capped at 120 steps.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ QUICK = ["target.validation=0.3", "budget.max_steps=120", "eval.every_steps=40"]
 def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     out = subprocess.run(
         [sys.executable, "-c", "from harness.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=900, cwd=cwd, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=900, cwd=cwd,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "OPTBENCH_CACHE_DIR": os.environ["OPTBENCH_CACHE_DIR"]},  # tests/conftest.py
     )
     assert out.returncode == 0, out.stdout + out.stderr
     return out

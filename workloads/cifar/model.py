@@ -11,7 +11,11 @@ average pooling and one linear classifier.
 
 Normalization is not fixed here: every norm layer comes from the norm factory
 the harness passes in, as ``norm("conv", channels)``, so a norm submission
-(BatchNorm, GroupNorm, BCN, ...) replaces all of them at once.
+(BatchNorm, GroupNorm, BCN, ...) replaces all of them at once. A
+normalization-activation layer (EvoNorm) replaces the ReLU after its site too,
+and loses its nonlinearity where no ReLU follows (harness/api.py,
+``NormFactory``). The residual blocks carry the hooks of the same contract for
+normalizer-free transforms (``preact``, ``input_scale``, ``branch_scale``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory
+from harness.api import NormFactory, norm_includes_activation, norm_without_activation
 
 HEAD = "fc"  # module name of the final classifier, typed ParamType.HEAD
 
@@ -42,8 +46,20 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection.
 
     conv-norm-relu-conv-norm, added to the (projected) input, then relu. Where
-    the block changes resolution or width, the shortcut is a strided 1x1
-    convolution plus a norm (He et al.'s option B), so the sum lines up.
+    the block changes resolution or width (a transition block), the shortcut is
+    a strided 1x1 convolution plus a norm (He et al.'s option B), so the sum
+    lines up.
+
+    The second norm and the shortcut's norm feed the residual add, not a ReLU,
+    so a normalization-activation layer there drops its nonlinearity; the
+    first norm's ReLU is left out when its layer applies one itself.
+
+    Hooks for normalizer-free transforms (harness/api.py), no-ops as built:
+    ``preact`` (a module applied to the input first), ``input_scale`` (a float
+    multiplying it) and ``branch_scale`` (a module applied to the branch's
+    output before the add). The branch and a projection shortcut read the
+    input so transformed; an identity shortcut carries the input itself
+    (``transition`` says which shortcut the block has).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, norm: NormFactory):
@@ -52,23 +68,32 @@ class BasicBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.norm1 = norm("conv", out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.norm2 = norm("conv", out_channels)
+        self.norm2 = norm_without_activation(norm("conv", out_channels))
         # Activations are modules, one per use, so a norm submission's
         # transform_model can swap them (SELU).
-        self.act1 = nn.ReLU()
+        self.act1 = nn.Identity() if norm_includes_activation(self.norm1) else nn.ReLU()
         self.act2 = nn.ReLU()
-        if stride != 1 or in_channels != out_channels:
+        self.transition = stride != 1 or in_channels != out_channels
+        if self.transition:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                norm("conv", out_channels),
+                norm_without_activation(norm("conv", out_channels)),
             )
         else:
             self.shortcut = nn.Identity()
+        self.preact: nn.Module | None = None
+        self.input_scale = 1.0
+        self.branch_scale: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.norm1(self.conv1(x)))
+        h = x if self.preact is None else self.preact(x)
+        if self.input_scale != 1.0:  # no extra multiply in the plain block's timed forward
+            h = h * self.input_scale
+        out = self.act1(self.norm1(self.conv1(h)))
         out = self.norm2(self.conv2(out))
-        return self.act2(out + self.shortcut(x))
+        if self.branch_scale is not None:
+            out = self.branch_scale(out)
+        return self.act2(out + (self.shortcut(h) if self.transition else x))
 
 
 class ResNet(nn.Module):
@@ -81,7 +106,7 @@ class ResNet(nn.Module):
         # Stem: one 3x3 conv at full 32x32 resolution (the CIFAR variant).
         self.stem = nn.Conv2d(config.in_channels, widths[0], 3, stride=1, padding=1, bias=False)
         self.stem_norm = norm("conv", widths[0])
-        self.stem_act = nn.ReLU()
+        self.stem_act = nn.Identity() if norm_includes_activation(self.stem_norm) else nn.ReLU()
 
         # Stages: the first keeps the resolution, each later one halves it in
         # its first block.

@@ -62,15 +62,17 @@ class CifarTask(Task):
         splits = data.shapes_splits() if size.name == "tiny" else data.load_cifar10(self.data_dir)
 
         # Per-channel mean / std of the training images, so inputs are ~N(0, 1);
-        # the validation and test sets use the training statistics.
+        # the validation and test sets use the training statistics. In place,
+        # reusing the training floats: the same arithmetic as (x - mean) / std,
+        # bit for bit, without three more copies of the training set (~0.5 s).
         train_x = torch.from_numpy(splits["train"][0]).float().div_(255.0)
         self.mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
         self.std = train_x.std(dim=(0, 2, 3), keepdim=True)
-        del train_x
 
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, (images, labels) in splits.items():
-            x = (torch.from_numpy(images).float().div_(255.0) - self.mean) / self.std
+            x = train_x if name == "train" else torch.from_numpy(images).float().div_(255.0)
+            x = x.sub_(self.mean).div_(self.std)
             x = x.to(self.device).contiguous(memory_format=self.memory_format)
             y = torch.from_numpy(labels).long().to(self.device)
             self.splits[name] = (x, y)

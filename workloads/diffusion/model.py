@@ -23,7 +23,10 @@ a per-channel bias added between its two convolutions.
 Normalization is not fixed here: every norm layer (Ho et al. use GroupNorm)
 comes from the norm factory as ``norm("conv", channels)``. Activations are
 ``nn.SiLU`` modules, one instance per use, so a norm submission's
-``transform_model`` can find and replace them.
+``transform_model`` can find and replace them. A normalization-activation
+layer (EvoNorm) stands in for the SiLU after its site too: every norm here is
+followed by a SiLU except the one before attention, where such a layer drops
+its nonlinearity (harness/api.py, ``NormFactory``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory
+from harness.api import NormFactory, norm_includes_activation, norm_without_activation
 
 HEAD = "conv_out"  # the read-out layer that produces the eps prediction
 
@@ -69,12 +72,12 @@ class ResBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, norm: NormFactory):
         super().__init__()
         self.norm1 = norm("conv", in_ch)
-        self.act1 = nn.SiLU()
+        self.act1 = nn.Identity() if norm_includes_activation(self.norm1) else nn.SiLU()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.temb_act = nn.SiLU()
         self.temb_proj = nn.Linear(temb_ch, out_ch)
         self.norm2 = norm("conv", out_ch)
-        self.act2 = nn.SiLU()
+        self.act2 = nn.Identity() if norm_includes_activation(self.norm2) else nn.SiLU()
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         # Zero-initialized last conv: each block starts as the identity, as in Ho et al.
@@ -94,7 +97,7 @@ class AttnBlock(nn.Module):
 
     def __init__(self, ch: int, norm: NormFactory):
         super().__init__()
-        self.norm = norm("conv", ch)
+        self.norm = norm_without_activation(norm("conv", ch))
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = nn.Conv2d(ch, ch, 1)
         nn.init.zeros_(self.proj.weight)
@@ -166,7 +169,7 @@ class UNet(nn.Module):
         assert not skip_chs, "every saved activation is consumed by the up path"
 
         self.norm_out = norm("conv", cur)
-        self.act_out = nn.SiLU()
+        self.act_out = nn.Identity() if norm_includes_activation(self.norm_out) else nn.SiLU()
         self.conv_out = nn.Conv2d(cur, config.in_channels, 3, padding=1)
         # Zero-initialized read-out: the first prediction is eps_hat = 0 (loss 1).
         nn.init.zeros_(self.conv_out.weight)
