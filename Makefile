@@ -24,8 +24,15 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/bench run --submission lion --workload cifar
 
+# The compute-bound, timing-free tests (every submission on every workload,
+# equation checks) run on two workers; everything that times, kills or
+# launches processes runs alone afterwards, so no test shares cores with it.
+PARALLEL_TESTS := tests/test_smoke_matrix.py tests/test_submissions_basic.py tests/test_norms.py \
+                  tests/test_optimizers_packaged.py tests/test_optimizers_handwritten.py
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 $(PARALLEL_TESTS)
+	$(BIN)/python -m pytest -q --durations=15 $(addprefix --ignore=,$(PARALLEL_TESTS))
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -132,6 +132,10 @@ class Size:
     max_steps: int | None = None
     device: Literal["cpu", "cuda"] = "cpu"
     calibration: str = ""  # how target and budget were set (shown by bench list --json)
+    # The run the target was calibrated on (bench calibrate's best point):
+    # {"optimizer": name, "hyperparameters": {...}}. The target promises that
+    # this tuned baseline reaches it; the reach tests run exactly this.
+    target_setting: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if (self.eval_every_steps is None) == (self.eval_every_s is None):

@@ -12,13 +12,14 @@ of the best validation metric), with a budget rule for CPU-sized problems:
    stop. The best point is the one with the best validation metric.
 2. **Seeds.** The best point reruns on ``seeds`` seeds (0, 1, ...).
 3. **Target.** The ``quantile`` (median by default) of the seeds' best
-   validation values, rounded to 4 significant digits in the easier
-   direction.
+   validation values, rounded to 4 significant digits strictly on the easier
+   side (a target is met only by a better value, so the median seed reaches
+   it even when its best ties with another seed's).
 4. **Budget.** Each seed's time-to-target is read off its eval curve (the
-   timed seconds at the first evaluation strictly better than the target).
-   The budget is the median of those over ``budget_fraction`` (0.67), so the
-   baseline reaches the target at about two thirds of it; rounded up to two
-   significant digits.
+   timed seconds at the first evaluation strictly better than the target; a
+   seed that never gets there counts as slowest). The budget is the median
+   seed's time over ``budget_fraction`` (0.67), so the baseline reaches the
+   target at about two thirds of it; rounded up to two significant digits.
 
 Everything is written to ``<output>/calibration/<workload>-<size>/<optimizer>/``:
 every run's record, and ``calibration.json`` with the search, each seed's
@@ -78,13 +79,19 @@ def best_value(values: list[float], direction: str) -> float:
 
 
 def round_easier(value: float, direction: str, digits: int = 4) -> float:
-    """``value`` to ``digits`` significant digits, rounded toward the easier side
-    (down for a metric to maximize, up for one to minimize)."""
+    """``value`` to ``digits`` significant digits, strictly on the easier side
+    (below it for a metric to maximize, above it for one to minimize).
+
+    Strictly, because a target is met only by a *better* value: a run whose
+    best equals the target misses it. Metrics like accuracy on 1000 images take
+    few values, so seeds often tie with the quantile; they must reach.
+    """
     if value == 0 or not math.isfinite(value):
         return value
     scale = 10 ** (math.floor(math.log10(abs(value))) - digits + 1)
-    rounded = (math.floor if direction == "max" else math.ceil)(value / scale) * scale
-    return float(f"{rounded:.{digits}g}")
+    units = round(value / scale, 6)  # 0.964 / 1e-4 is 9639.999..., not 9640
+    units = math.ceil(units) - 1 if direction == "max" else math.floor(units) + 1
+    return float(f"{units * scale:.{digits}g}")
 
 
 def round_up_2sig(seconds: float) -> float:
@@ -121,6 +128,14 @@ def _hp_overrides(hp: dict[str, Any]) -> list[str]:
     from harness.tuning import _override_value
 
     return [f"optimizer.{k}={_override_value(v)}" for k, v in hp.items()]
+
+
+def tuned_baseline(size: api.Size) -> tuple[str, list[str]]:
+    """(optimizer, config overrides) of the run a size's target was calibrated
+    on: ``bench run --submission OPT ...overrides`` runs the tuned baseline."""
+    if not size.target_setting:
+        raise UserInputError(f"size {size.name!r} records no target-setting run (Size.target_setting)")
+    return size.target_setting["optimizer"], _hp_overrides(dict(size.target_setting["hyperparameters"]))
 
 
 def calibrate(
@@ -209,7 +224,12 @@ def calibrate(
     reach = [time_to(r.curve, target.metric, proposed, target.direction) for r in seeded]
     times = [t for t, _ in filter(None, reach)]
     steps_to = [float(s) for _, s in filter(None, reach)]
-    median_time = statistics.median(times) if times else None
+    # The budget is set by the seed at the quantile (the median seed by
+    # default), counting seeds that never reached the target as slowest:
+    # averaging only the seeds that reached would favour the lucky ones.
+    ranked = sorted([t for t, _ in filter(None, reach)] + [math.inf] * reach.count(None))
+    quantile_time = ranked[max(0, math.ceil(quantile_q * len(ranked)) - 1)]
+    median_time = quantile_time if math.isfinite(quantile_time) else None
     budget = round_up_2sig(median_time / budget_fraction) if median_time else None
 
     summary = {

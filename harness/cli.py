@@ -237,6 +237,7 @@ def _listing() -> dict[str, Any]:
                 "max_steps": size.max_steps, "norm_sites": list(info.norm_sites),
                 "default_optimizer": info.default_optimizer, "default_norm": info.default_norm,
                 "calibration": size.calibration,
+                "target_setting": dict(size.target_setting) if size.target_setting else None,
             })
     submissions = []
     for name, plugin in sorted(registry.submissions.items()):

@@ -329,10 +329,3 @@ def test_same_seed_same_metrics(tmp_path):
     assert a[0][f"validation/{METRIC}"] < 0.99  # it learns: 1.0 (eps_hat = 0) at initialization
     other = _run(tmp_path / "c", 8, *short)
     assert strip(read_metrics(other.run_dir)) != a
-
-
-@pytest.mark.slow
-def test_baseline_reaches_the_tiny_target(tmp_path):
-    result = _run(tmp_path, 0)
-    assert result.status == "reached", result.record["reason"]
-    assert result.record["official"] and result.record["time_to_target_s"] <= TINY.max_runtime_s

@@ -375,17 +375,3 @@ def test_same_seed_same_metrics(tmp_path):
     assert len(a) == 2 and a == b
     assert run(8, "c") != a
     json.dumps(a, allow_nan=False)
-
-
-# --------------------------------------------------------------------------- #
-# slow: the baselines reach the tiny target                                   #
-# --------------------------------------------------------------------------- #
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("submission", ["adamw"])  # the bar: adamw defaults reach the tiny target
-def test_defaults_reach_the_tiny_target(tmp_path, submission):
-    result = execute(plan_run("gnn", submission, size="tiny", output=tmp_path))
-    rec = result.record
-    assert rec["status"] == "reached", rec["reason"]
-    assert rec["official"] is True and rec["steps_to_target"] % TINY.eval_every_steps == 0
