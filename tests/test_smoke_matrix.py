@@ -27,10 +27,10 @@ SUBMISSIONS = REGISTRY.submissions
 OPTIMIZERS = sorted(n for n, p in SUBMISSIONS.items() if p.kind == "optimizer")
 NORMS = sorted(n for n, p in SUBMISSIONS.items() if p.kind == "norm")
 
-# Steps per run: enough for warmup to move the learning rate and for every
-# optimizer's state to be created and used; longer runs are the leaderboards'.
-STEPS = {"cifar": 10}
-DEFAULT_STEPS = 8
+# Steps per run: enough for every optimizer's state to be created and used
+# and for the eval hooks to run twice; longer runs are the leaderboards'.
+STEPS = {"cifar": 6}
+DEFAULT_STEPS = 4
 # TNGD's emulated natural-gradient solve costs ~20 AdamW steps per step: a few
 # steps show it runs (its equations are tested in test_optimizers_handwritten).
 SUBMISSION_STEPS = {"tngd": 4}

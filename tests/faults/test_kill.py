@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TRIALS = 12
+TRIALS = 10  # the issue asks for >= 10
 FINISHED = ("reached", "budget_exhausted", "diverged")
 
 
