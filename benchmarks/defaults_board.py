@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def main() -> int:
+def main() -> int | str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=("optimizer", "norm"), required=True)
     parser.add_argument("--workload", required=True)
@@ -52,7 +52,9 @@ def main() -> int:
         if sub.kind == args.kind and (args.kind == "optimizer" or sites <= set(sub.meta.get("SITES", ())))
     )
     if args.only:
-        names = [n for n in args.only if n in names] or sys.exit(f"none of {args.only} is a {args.kind} fitting {args.workload}")
+        names = [n for n in args.only if n in names]
+        if not names:
+            return f"none of {args.only} is a {args.kind} fitting {args.workload}"
     metric = f"validation/{size.target.metric}"
     print(f"{args.kind}s on {args.workload} {args.size}: target {size.target.metric} "
           f"{'>' if size.target.direction == 'max' else '<'} {size.target.validation}, budget {size.max_runtime_s:g} s, "
@@ -71,7 +73,7 @@ def main() -> int:
             s_per_step = r["timed_s"] / r["steps"] if r["steps"] else float("nan")
             rows.append((name, r, curve, s_per_step))
             print(f"  {name:<20} {r['status']:<17} steps {r['steps']:>5}  timed {r['timed_s']:6.1f} s  "
-                  f"last {curve[-1] if curve else None}", flush=True)
+                  f"last {curve[-1] if curve else None}  ({r['reason']})", flush=True)
 
     order = sorted(rows, key=lambda x: (x[1]["time_to_target_s"] is None, x[1]["time_to_target_s"] or 0.0))
     print()

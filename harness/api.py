@@ -133,8 +133,11 @@ class Size:
     device: Literal["cpu", "cuda"] = "cpu"
     calibration: str = ""  # how target and budget were set (shown by bench list --json)
     # The run the target was calibrated on (bench calibrate's best point):
-    # {"optimizer": name, "hyperparameters": {...}}. The target promises that
-    # this tuned baseline reaches it; the reach tests run exactly this.
+    # {"optimizer": name, "hyperparameters": {...}, "steps", "steps_to_target",
+    # "hardware_id"}. The target promises that this tuned baseline reaches it;
+    # the reach tests run exactly this. The budget in seconds holds on
+    # "hardware_id"; elsewhere a run says so (and a pinned config, see
+    # configs/run.yaml `hardware_id`, makes it unofficial).
     target_setting: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:

@@ -130,7 +130,19 @@ def _banner(plan, size_was_default: bool) -> None:
                       " · only rank 0 reports and writes", highlight=False)
 
 
-def _summary(result) -> None:
+def _hardware_line(rec: dict[str, Any], size) -> str:
+    """This run's hardware class, and what it means for the official budget."""
+    here = rec["fingerprint"].get("hardware_id", "?")
+    pinned = rec.get("pinned_hardware_id")
+    if pinned and pinned != here:
+        return f"{here} [yellow](unofficial: this benchmark is pinned to {pinned})[/]"
+    calibrated = (size.target_setting or {}).get("hardware_id") if size is not None else None
+    if calibrated and calibrated != here:
+        return f"{here} (the {size.name} budget was calibrated on {calibrated}; compare steps, not seconds)"
+    return here
+
+
+def _summary(result, size=None) -> None:
     from rich.table import Table
 
     rec = result.record
@@ -146,7 +158,7 @@ def _summary(result) -> None:
     table.add_row("steps / evals", f"{rec['steps']} / {rec['evals']}")
     for key, value in sorted(rec.get("final_metrics", {}).items()):
         table.add_row(key, f"{value:.4f}")
-    table.add_row("hardware", rec["fingerprint"].get("hardware_id", "?"))
+    table.add_row("hardware", _hardware_line(rec, size))
     table.add_row("record", str(result.run_dir))
     console.print(table)
 
@@ -183,7 +195,7 @@ def run(
         result = execute(plan, None if quiet else _RichObserver())
     if quiet:
         raise typer.Exit(result.exit_code)
-    _summary(result)
+    _summary(result, plan.size)
     if result.status == "error":
         from rich.markup import escape
 

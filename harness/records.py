@@ -27,8 +27,11 @@ setup_s            untimed set-up seconds (data, model, optimizer)
 wall_s             wall-clock seconds of the whole run
 steps, evals       training steps taken, evaluations made
 budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s}
-official           false when an override changed the size's budget, cadence or target
-deviations         the overrides that made it unofficial, e.g. ["max_steps=200", "target.validation=0.5"]
+official           false when an override changed the size's budget, cadence or target, or the
+                   run's hardware class is not the pinned one
+deviations         what made it unofficial, e.g. ["max_steps=200", "target.validation=0.5",
+                   "hardware hw-032e52c8e30e is not the pinned hw-a5285d9436b7"]
+pinned_hardware_id the hardware class the config pinned (config key hardware_id), or null
 final_metrics      metrics of the last evaluation
 error              {type, message, traceback} when status is error
 fingerprint        hardware/software fingerprint, with hardware_id

@@ -281,6 +281,12 @@ def execute(
     task: api.Task = task_cls(plan.size, device, resolve_data_dir(config), seeds["data"])
     fingerprint = fp_mod.collect(world_size=dist_env.world_size)
     fingerprint["distributed"] = distributed.describe_devices(dist_env, device)
+    # A benchmark config may pin a hardware class: a run elsewhere still runs
+    # and is recorded, but it is not official (its seconds are another machine's).
+    pinned = config.get("hardware_id")
+    deviations = list(plan.deviations)
+    if pinned and pinned != fingerprint.get("hardware_id"):
+        deviations.append(f"hardware {fingerprint.get('hardware_id')} is not the pinned {pinned}")
 
     if not main:
         run_dir = Path(dist_env.from_main(None))
@@ -330,8 +336,9 @@ def execute(
             "eval_every_steps": plan.eval_every_steps,
             "eval_every_s": plan.eval_every_s,
         },
-        "official": not plan.deviations,
-        "deviations": plan.deviations,
+        "official": not deviations,
+        "deviations": deviations,
+        "pinned_hardware_id": pinned,
         "model_parameters": None,
         "final_metrics": {},
         "error": None,
@@ -447,6 +454,7 @@ class _Loop:
         self.wall0 = wall0
         self.timed = 0.0
         self.segment_start: float | None = None
+        self.best_validation: float | None = None  # for the record's reason when a run misses
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def _now(self) -> float:
@@ -462,6 +470,14 @@ class _Loop:
             self.timed += self._now() - self.segment_start
             self.segment_start = None
         self.record["timed_s"] = self.timed
+
+    def track_best(self, metrics: dict[str, float]) -> None:
+        target = self.plan.size.target
+        value = metrics.get(f"validation/{target.metric}")
+        if value is None or not math.isfinite(value):
+            return
+        if self.best_validation is None or (value > self.best_validation if target.direction == "max" else value < self.best_validation):
+            self.best_validation = value
 
     def train(self, ctx: api.StepContext, sub) -> None:
         torch, plan, record = self.torch, self.plan, self.record
@@ -533,6 +549,7 @@ class _Loop:
             row["wall_s"] = time.perf_counter() - self.wall0
             self.metrics_log.append(row)
             record["final_metrics"] = metrics
+            self.track_best(metrics)
             if self.observer:
                 self.observer.on_eval(row)
 
@@ -546,10 +563,12 @@ class _Loop:
                 record["reason"] = f"validation {target.metric} {metrics.get('validation/' + target.metric):.4g} met the target {target.validation:g} at step {step}"
                 return
             if self.timed >= budget_s:
-                record["status"], record["reason"] = "budget_exhausted", f"timed budget of {budget_s:g} s spent at step {step}"
+                record["status"] = "budget_exhausted"
+                record["reason"] = f"timed budget of {budget_s:g} s spent at step {step}; {short_of_target(target, metrics, self.best_validation)}"
                 return
             if max_steps is not None and step >= max_steps:
-                record["status"], record["reason"] = "budget_exhausted", f"step limit of {max_steps} reached"
+                record["status"] = "budget_exhausted"
+                record["reason"] = f"step limit of {max_steps} reached; {short_of_target(target, metrics, self.best_validation)}"
                 return
             while next_eval_s is not None and next_eval_s <= self.timed:
                 next_eval_s += every_s
@@ -562,6 +581,16 @@ class _Loop:
             self.open_segment()
             if prepare_for_train is not None:
                 prepare_for_train(ctx)
+
+
+def short_of_target(target: api.Target, metrics: dict[str, float], best: float | None) -> str:
+    """Why a run that ran out of budget missed: its best validation value against the target."""
+    key, sign = f"validation/{target.metric}", (">" if target.direction == "max" else "<")
+    if target.met(metrics):  # met at this very evaluation, but the clock had run out before it
+        return f"{key} {metrics[key]:.4g} met the target {sign} {target.validation:g} only after the budget"
+    if best is None:
+        return f"no finite {key} (target {sign} {target.validation:g})"
+    return f"best {key} {best:.4g}, target {sign} {target.validation:g}"
 
 
 def run(workload: str, submission: str | None = None, observer: Observer | None = None, **kwargs: Any) -> RunResult:

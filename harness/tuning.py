@@ -77,6 +77,7 @@ class Ruleset:
     trials: int
     budget_multiplier: float = 1.0
     description: str = ""
+    hardware_id: str | None = None  # pins the hardware class: trials elsewhere are unofficial
 
 
 def available_rulesets() -> list[str]:
@@ -94,6 +95,7 @@ def load_ruleset(name_or_path: str | Path) -> Ruleset:
             trials=int(data.get("trials", 5)),
             budget_multiplier=float(data.get("budget_multiplier", 1.0)),
             description=str(data.get("description", "")),
+            hardware_id=str(data["hardware_id"]) if data.get("hardware_id") else None,
         )
     except (TypeError, ValueError) as exc:
         raise UserInputError(f"ruleset {path}: {exc}") from None
@@ -348,10 +350,13 @@ def plan_sweep(
             raise UserInputError(f"search space: {exc}") from None
         space_source = "given"
 
-    # The ruleset's budget multiplier, unless the user set the budget explicitly.
-    budget_override: list[str] = []
+    # The ruleset's budget multiplier and hardware pin, unless the user set them explicitly.
+    ruleset_overrides: list[str] = []
     if rules.budget_multiplier != 1.0 and "budget.max_runtime_s" not in user_keys:
-        budget_override = [f"budget.max_runtime_s={size_spec.max_runtime_s * rules.budget_multiplier!r}"]
+        ruleset_overrides = [f"budget.max_runtime_s={size_spec.max_runtime_s * rules.budget_multiplier!r}"]
+
+    if rules.hardware_id and "hardware_id" not in user_keys:
+        ruleset_overrides.append(f"hardware_id={rules.hardware_id}")
 
     sub_id = lambda p: {"name": p.name, "sha256": p.sha256}  # noqa: E731
     identity_base = {
@@ -372,13 +377,13 @@ def plan_sweep(
             trial_seed = derive_seed(seed, "study", k, "trial", i) % 2**31
             hp_overrides = [f"{s}.{n}={_override_value(v)}" for s in HP_SECTIONS for n, v in point[s].items()]
             plan = plan_run(workload, submission, size=size_spec.name, norm=norm, seed=trial_seed, output=output,
-                            experiment=experiment, overrides=[*overrides, *hp_overrides, *budget_override],
+                            experiment=experiment, overrides=[*overrides, *hp_overrides, *ruleset_overrides],
                             registry=registry)
             for section, hp in (("optimizer", plan.hp_optimizer), ("norm", plan.hp_norm)):
                 for n, v in point[section].items():  # the override grammar must round-trip values
                     if hp.get(n) != v:
                         raise UserInputError(f"hyperparameter {section}.{n}={v!r} arrived as {hp.get(n)!r}")
-            if budget_override:  # the ruleset's own budget is the rule, not a deviation
+            if ruleset_overrides:  # the ruleset's own budget is the rule, not a deviation
                 plan.deviations = [d for d in plan.deviations if not d.startswith("max_runtime_s=")]
             trial_id = stable_hash({
                 **identity_base,
@@ -386,6 +391,7 @@ def plan_sweep(
                 "seed": trial_seed,
                 "budget": {"max_runtime_s": plan.max_runtime_s, "max_steps": plan.max_steps,
                            "eval_every_steps": plan.eval_every_steps, "eval_every_s": plan.eval_every_s},
+                **({"pinned_hardware_id": plan.config["hardware_id"]} if plan.config.get("hardware_id") else {}),
             })
             run_dir = root / f"study_{k}" / f"trial_{i}"
             action, why, record = _existing(run_dir, trial_id)

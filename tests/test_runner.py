@@ -68,11 +68,22 @@ def test_budget_stop(tmp_path):
     # stops at the first step past the budget: within one step of it
     assert 0.5 <= rec["timed_s"] <= 0.5 + 2 * fakes.STEP_S
     assert rec["steps"] == pytest.approx(0.5 / fakes.STEP_S, abs=2)
+    # the record says why it missed: the best validation value against the target
+    assert rec["reason"].startswith("timed budget of 0.5 s spent at step")
+    assert "; best validation/score " in rec["reason"] and rec["reason"].endswith("target > 1e+09")
+
+
+def test_target_met_only_after_the_budget_is_a_miss_that_says_so(tmp_path):
+    info = fakes.fake_info(target=1.0, budget=0.3, every_steps=10_000)  # the first eval comes after the budget
+    rec = _run(tmp_path, info=info, submission="tests.fakes:FORWARD_ONLY").record
+    assert rec["status"] == "budget_exhausted" and rec["time_to_target_s"] is None
+    assert "met the target > 1 only after the budget" in rec["reason"]
 
 
 def test_step_limit(tmp_path):
     rec = _run(tmp_path, info=fakes.fake_info(target=1e9), overrides=["budget.max_steps=13"]).record
     assert rec["status"] == "budget_exhausted" and rec["steps"] == 13
+    assert rec["reason"] == "step limit of 13 reached; best validation/score 13, target > 1e+09"
     assert rec["official"] is False and rec["deviations"] == ["max_steps=13"]
 
 
@@ -141,3 +152,16 @@ def test_hyperparameter_override_reaches_the_optimizer(tmp_path):
     rec = _run(tmp_path, overrides=["optimizer.lr=0.05"]).record
     assert rec["hyperparameters"]["optimizer"]["lr"] == 0.05
     assert rec["official"] is True
+
+
+def test_a_pinned_hardware_class_makes_runs_elsewhere_unofficial(tmp_path):
+    from harness.fingerprint import collect
+
+    here = collect()["hardware_id"]
+    rec = _run(tmp_path / "a", info=fakes.fake_info(), overrides=["hardware_id=hw-000000000000"]).record
+    assert rec["status"] == "reached"  # it runs and is recorded ...
+    assert rec["official"] is False  # ... but its seconds are not the pinned machine's
+    assert rec["deviations"] == [f"hardware {here} is not the pinned hw-000000000000"]
+    assert rec["pinned_hardware_id"] == "hw-000000000000"
+    rec = _run(tmp_path / "b", info=fakes.fake_info(), overrides=[f"hardware_id={here}"]).record
+    assert rec["official"] is True and rec["deviations"] == []

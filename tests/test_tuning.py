@@ -165,6 +165,20 @@ def test_self_tuning_runs_defaults_with_three_times_the_budget_officially(tmp_pa
     assert rec["experiment"] == "self"
 
 
+def test_a_ruleset_can_pin_the_hardware_class(tmp_path):
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text("name: external\nsearch: halton\nstudies: 1\ntrials: 2\nhardware_id: hw-000000000000\n")
+    assert load_ruleset(pinned).hardware_id == "hw-000000000000"
+    registry = _registry()
+    sweep = plan_sweep("fake", SGD, size="tiny", ruleset=str(pinned), output=tmp_path / "r", registry=registry)
+    assert all(t.plan.config["hardware_id"] == "hw-000000000000" for t in sweep.trials)
+    unpinned = plan_sweep("fake", SGD, size="tiny", ruleset="external", studies=1, trials=2, output=tmp_path / "r",
+                          registry=registry)
+    assert [t.trial_id for t in unpinned.trials] != [t.trial_id for t in sweep.trials]  # a pin is part of the identity
+    rec = tune("fake", SGD, size="tiny", ruleset=str(pinned), output=tmp_path / "r", registry=registry).records[0]
+    assert rec["official"] is False and "is not the pinned hw-000000000000" in rec["deviations"][0]
+
+
 # --------------------------------------------------------------------------- #
 # Resuming                                                                     #
 # --------------------------------------------------------------------------- #

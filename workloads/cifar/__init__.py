@@ -32,6 +32,7 @@ TINY = Size(
         "hyperparameters": {"lr": 0.0017486387539278373, "one_minus_beta1": 0.06733926164, "beta2": 0.9955159689799007, "eps": 1e-08, "weight_decay": 0.08121616522670176, "warmup_fraction": 0.02},
         "steps": 800,
         "steps_to_target": {0: 700, 1: None, 2: None, 3: 800, 4: 700},
+        "hardware_id": "hw-a5285d9436b7",  # AMD EPYC, 2 cores, 24 GiB (docs/calibration.md)
     },
 )
 

@@ -38,6 +38,7 @@ TINY = Size(
         "hyperparameters": {"lr": 0.002446061835981142, "one_minus_beta1": 0.13956540866503037, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.006724135520749525, "warmup_fraction": 0.05},
         "steps": 400,
         "steps_to_target": {0: 400, 1: 400, 2: 400, 3: None, 4: None},
+        "hardware_id": "hw-a5285d9436b7",  # AMD EPYC, 2 cores, 24 GiB (docs/calibration.md)
     },
 )
 

@@ -32,6 +32,7 @@ TINY = Size(
         "hyperparameters": {"lr": 0.007221031578198655, "one_minus_beta1": 0.19270459542530888, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.13481746110011936, "warmup_fraction": 0.1},
         "steps": 900,
         "steps_to_target": {0: 850, 1: None, 2: 900, 3: None, 4: 900},
+        "hardware_id": "hw-a5285d9436b7",  # AMD EPYC, 2 cores, 24 GiB (docs/calibration.md)
     },
 )
 

@@ -31,6 +31,7 @@ TINY = Size(
         "hyperparameters": {"lr": 0.0030462267494323846, "one_minus_beta1": 0.08041569716822532, "beta2": 0.9955159689799007, "eps": 1e-08, "weight_decay": 0.19411152400572332, "warmup_fraction": 0.1},
         "steps": 600,
         "steps_to_target": {0: 600, 1: None, 2: 600, 3: 550, 4: None},
+        "hardware_id": "hw-a5285d9436b7",  # AMD EPYC, 2 cores, 24 GiB (docs/calibration.md)
     },
 )
 
