@@ -154,6 +154,22 @@ def test_reproduces_algoperf_v05_self_tuning_scores():
 
 
 @pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present")
+def test_optbench_tiny_preset_names_every_tiny_workload():
+    """A new tiny workload must join the preset, or scores would silently ignore it."""
+    from harness.registry import Registry
+
+    registry = Registry(entry_points=False)
+    tiny = sorted(f"{name}-tiny" for name, e in registry.workloads.items() if "tiny" in e.info.sizes)
+    preset = scoring.load_preset("optbench_tiny")
+    assert sorted(preset.base_workloads) == tiny and not preset.variants
+    # a submission that ran one of the four workloads scores a quarter at most
+    times = pd.DataFrame({"submission": ["a", "b"] * 2, "workload": ["cifar-tiny"] * 2 + ["gnn-tiny"] * 2,
+                          "time_s": [1.0, 2.0, 1.0, INF]})
+    times = pd.concat([times, pd.DataFrame({"submission": ["a"], "workload": ["gpt-tiny"], "time_s": [1.0]})])
+    result = score_times(times, preset)
+    assert result.scores["a"] == pytest.approx(3 / 4)
+
+
 def test_bench_score_times_cli_prints_the_published_scores(tmp_path):
     from harness.cli import app
 

@@ -1,6 +1,7 @@
 """Every built-in submission runs on every tiny workload it fits.
 
-A few steps each through the real runner (plan_run + execute): the model is
+Two dozen steps per optimizer and a few per norm, through the real runner
+(plan_run + execute), the way `bench run` runs them: the model is
 built with the norm, the optimizer and schedule are made, ``update`` /
 ``prepare_for_eval`` / ``prepare_for_train`` hooks run, and the training loss
 stays finite. Data set-up is shared per workload (a cached Task) and
@@ -27,11 +28,15 @@ SUBMISSIONS = REGISTRY.submissions
 OPTIMIZERS = sorted(n for n, p in SUBMISSIONS.items() if p.kind == "optimizer")
 NORMS = sorted(n for n, p in SUBMISSIONS.items() if p.kind == "norm")
 
-# Steps per run: enough for every optimizer's state to be created and used
-# and for the eval hooks to run twice; longer runs are the leaderboards'.
-STEPS = {"cifar": 6}
-DEFAULT_STEPS = 4
-# TNGD's emulated natural-gradient solve costs ~20 AdamW steps per step: a few
+# Steps per run. Optimizers get two dozen on every workload: past the first
+# preconditioner computations (Shampoo's start at step 20, SOAP's refresh every
+# 10), so a state that goes non-finite after a while shows up here. Norms get a
+# few: their layer either builds and runs or it does not. The eval hooks run
+# twice either way.
+OPTIMIZER_STEPS = 24
+NORM_STEPS = {"cifar": 6}
+DEFAULT_NORM_STEPS = 4
+# TNGD's emulated natural-gradient solve costs ~30 AdamW steps per step: a few
 # steps show it runs (its equations are tested in test_optimizers_handwritten).
 SUBMISSION_STEPS = {"tngd": 4}
 
@@ -80,7 +85,12 @@ def cached_tasks(monkeypatch):
 
 
 def _run(tmp_path, workload, submission, norm=None):
-    steps = SUBMISSION_STEPS.get(submission, STEPS.get(workload, DEFAULT_STEPS))
+    if submission in SUBMISSION_STEPS:
+        steps = SUBMISSION_STEPS[submission]
+    elif SUBMISSIONS[submission].kind == "optimizer":
+        steps = OPTIMIZER_STEPS
+    else:
+        steps = NORM_STEPS.get(workload, DEFAULT_NORM_STEPS)
     plan = runner.plan_run(
         workload,
         submission,
