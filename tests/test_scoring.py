@@ -153,7 +153,6 @@ def test_reproduces_algoperf_v05_self_tuning_scores():
     assert list(result.scores.index) == list(published.sort_values(ascending=False).index)
 
 
-@pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present")
 def test_optbench_tiny_preset_names_every_tiny_workload():
     """A new tiny workload must join the preset, or scores would silently ignore it."""
     from harness.registry import Registry
@@ -170,6 +169,7 @@ def test_optbench_tiny_preset_names_every_tiny_workload():
     assert result.scores["a"] == pytest.approx(3 / 4)
 
 
+@pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present")
 def test_bench_score_times_cli_prints_the_published_scores(tmp_path):
     from harness.cli import app
 
