@@ -279,6 +279,12 @@ class Task:
     ``torch.no_grad()`` with the model in eval mode).
     """
 
+    #: sha256 naming the exact data loaded (``harness.datacache.arrays_digest``
+    #: of generated arrays, or the checked archive's sha256); records carry it
+    #: so runs on different machines can be checked to have used the same bytes.
+    #: None where computing it would cost more than it is worth (multi-GB shards).
+    data_sha256: str | None = None
+
     def __init__(self, size: Size, device: "torch.device", data_dir: "Path", seed: int) -> None:
         self.size = size
         self.device = device

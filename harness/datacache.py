@@ -64,6 +64,19 @@ def cached_arrays(
     return arrays
 
 
+def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """One sha256 for a whole dataset: every array's name and digest, in name order.
+
+    Tasks put it in ``Task.data_sha256`` and records carry it, so two runs can be
+    checked to have trained and evaluated on the same bytes (generated data on
+    another machine included).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(f"{name}={array_digest(np.asarray(arrays[name]))};".encode())
+    return digest.hexdigest()
+
+
 def array_digest(array: np.ndarray) -> str:
     """sha256 of an array's dtype, shape and bytes (C order)."""
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())

@@ -35,6 +35,7 @@ pinned_hardware_id the hardware class the config pinned (config key hardware_id)
 final_metrics      metrics of the last evaluation
 error              {type, message, traceback} when status is error
 fingerprint        hardware/software fingerprint, with hardware_id
+data_sha256        the task's digest of the exact data it loaded (Task.data_sha256), or null
 config             the fully composed configuration
 started_at, finished_at   ISO-8601 UTC
 distributed        {world_size, backend, sync_batchnorm, ...} (harness/distributed.py)

@@ -343,6 +343,7 @@ def execute(
         "final_metrics": {},
         "error": None,
         "fingerprint": fingerprint,
+        "data_sha256": getattr(task, "data_sha256", None),
         "distributed": {
             "world_size": dist_env.world_size,
             "backend": dist_env.backend,

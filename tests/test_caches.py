@@ -329,3 +329,15 @@ def test_tiny_data_is_the_same_from_the_cache(cache, workload):
     finally:
         splits.cache_clear()  # later tests must not see this test's cache directory's arrays
     assert same_bits(generated, loaded)
+
+
+def test_arrays_digest_names_a_dataset_by_its_bytes():
+    a = {"train.x": np.arange(12, dtype=np.uint8).reshape(3, 4), "train.y": np.array([0, 1, 2])}
+    digest = datacache.arrays_digest(a)
+    assert len(digest) == 64 and digest == datacache.arrays_digest(dict(reversed(list(a.items()))))  # order-free
+    changed = {**a, "train.y": np.array([0, 1, 3])}
+    renamed = {"valid.x": a["train.x"], "train.y": a["train.y"]}
+    retyped = {**a, "train.y": a["train.y"].astype(np.int32)}
+    reshaped = {**a, "train.x": a["train.x"].reshape(4, 3)}
+    others = [datacache.arrays_digest(d) for d in (changed, renamed, retyped, reshaped)]
+    assert digest not in others and len(set(others)) == 4

@@ -104,6 +104,7 @@ def _run(tmp_path, workload, submission, norm=None):
     record = result.record
     assert record["status"] == "budget_exhausted", f"{record['status']}: {record['reason']}"
     assert record["steps"] == steps
+    assert len(record["data_sha256"] or "") == 64, "the task names the data it loaded (Task.data_sha256)"
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2
     for row in rows:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.api import NormFactory, ParamType, Size, Task
+from harness.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.seeding import derive_seed
 
@@ -60,6 +61,11 @@ class CifarTask(Task):
         self.memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
 
         splits = data.shapes_splits() if size.name == "tiny" else data.load_cifar10(self.data_dir)
+        # full: load_cifar10 checked the archive against its published sha256
+        self.data_sha256 = (
+            arrays_digest({f"{name}.{part}": a for name, xy in splits.items() for part, a in zip("xy", xy)})
+            if size.name == "tiny" else data.CIFAR10_SHA256
+        )
 
         # Per-channel mean / std of the training images, so inputs are ~N(0, 1);
         # the validation and test sets use the training statistics. In place,

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.api import NormFactory, ParamType, Size, Task
+from harness.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.seeding import derive_seed
 
@@ -104,6 +105,8 @@ class DiffusionTask(Task):
         self.memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
 
         splits = data.shapes16_splits() if size.name == "tiny" else data.load_cifar10_images(self.data_dir)
+        # full: the images come from the CIFAR-10 archive, checked against its sha256
+        self.data_sha256 = arrays_digest(splits) if size.name == "tiny" else data.cifar_data.CIFAR10_SHA256
 
         abar = torch.cumprod(1.0 - make_betas(s.schedule, s.timesteps), dim=0)
         self.sqrt_abar = abar.sqrt().float().to(device)

@@ -43,6 +43,7 @@ mean over those tasks. Computed on the device, all tasks at once.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.api import NormFactory, ParamType, Size, Task
+from harness.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.seeding import derive_seed
 
@@ -234,6 +236,9 @@ class GnnTask(Task):
             raise ValueError(f"gnn has no size {size.name!r} (have: {', '.join(SETTINGS)})")
         self.settings = SETTINGS[size.name]
         splits = data.molgen_splits() if size.name == "tiny" else data.load_pcba(self.data_dir)
+        self.data_sha256 = arrays_digest(
+            {f"{name}.{f.name}": getattr(graphs, f.name) for name, graphs in splits.items() for f in dataclasses.fields(graphs)}
+        )
         self.stores = {name: GraphStore(graphs, device) for name, graphs in splits.items()}
         self.train = self.stores["train"]
         self.steps_per_epoch = self.train.num_graphs // size.batch_size

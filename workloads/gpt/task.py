@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.api import NormFactory, ParamType, Size, Task
+from harness.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.seeding import derive_seed
 
@@ -75,6 +76,7 @@ class GPTTask(Task):
 
         if size.name == "tiny":
             splits = data.tiny_splits()
+            self.data_sha256 = arrays_digest(splits)
             self.tokens = {name: torch.from_numpy(ids.astype(np.int64)).to(device) for name, ids in splits.items()}
             self._wide = False
         else:
