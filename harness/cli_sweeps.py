@@ -243,7 +243,7 @@ def _print_warnings(notes: list[str], limit: int = 20) -> None:
     for note in notes[:limit]:
         err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
     if len(notes) > limit:
-        err_console.print(f"[yellow]warning:[/] ... and {len(notes) - limit} more skipped records", highlight=False)
+        err_console.print(f"[yellow]warning:[/] ... and {len(notes) - limit} more warnings", highlight=False)
 
 
 def _scores_tables(title: str, result, official: dict | None = None) -> list:

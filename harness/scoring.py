@@ -383,10 +383,11 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "time_to_target_s": time_s if time_s is not None else INF,
             "steps_to_target": steps if steps is not None else INF,
             "official": bool(rec.get("official", True)),
+            "data_sha256": rec.get("data_sha256"),
             "path": rec.get("_path"),
         })
     columns = ["ruleset", "hardware_id", "submission", "workload", "study", "trial", "trial_id", "status",
-               "time_to_target_s", "steps_to_target", "official", "path"]
+               "time_to_target_s", "steps_to_target", "official", "data_sha256", "path"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -529,6 +530,7 @@ def score_records(
     for path in trials.loc[dup, "path"]:
         notes.append(f"skipped {path}: duplicate of a trial already read (same trial_id)")
     trials = trials[~dup].reset_index(drop=True)
+    notes += _mixed_data_notes(trials)
 
     scoring_trials = trials.copy()
     if allow_mixed_hardware:
@@ -545,6 +547,20 @@ def score_records(
         groups.append(Group(ruleset, hw, sorted(in_group["hardware_id"].unique()), result,
                             times.reset_index(drop=True), official))
     return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware)
+
+
+def _mixed_data_notes(trials: pd.DataFrame) -> list[str]:
+    """A workload whose records name different data (Task.data_sha256) is
+    compared across datasets: say so, as loudly as mixed hardware."""
+    notes = []
+    known = trials.dropna(subset=["data_sha256"])
+    for workload, digests in known.groupby("workload")["data_sha256"]:
+        distinct = sorted(digests.unique())
+        if len(distinct) > 1:
+            shown = ", ".join(d[:12] for d in distinct)
+            notes.append(f"records of {workload} name {len(distinct)} different datasets (data_sha256 {shown}): "
+                         "their times were measured on different data")
+    return notes
 
 
 # --------------------------------------------------------------------------- #

@@ -225,6 +225,16 @@ def test_median_over_studies_of_the_fastest_reaching_trial():
     assert math.isinf(board.time_to_target.iloc[0]["time_s"])  # median of [10, inf]
 
 
+def test_records_of_one_workload_on_different_data_are_flagged():
+    same = [{**record(sub=s, t=t), "data_sha256": "d" * 64} for s, t in (("a", 10.0), ("b", 20.0))]
+    assert scoring.score_records(same).warnings == []
+    old = {**record(sub="a", workload="v"), "data_sha256": None}  # records from before the field: unknown, not different
+    assert scoring.score_records([*same, old]).warnings == []
+    mixed = [same[0], {**same[1], "data_sha256": "e" * 64}]
+    (note,) = scoring.score_records(mixed).warnings
+    assert "w-tiny" in note and "2 different datasets" in note and "dddddddddddd" in note and "eeeeeeeeeeee" in note
+
+
 def test_corrupt_and_partial_records_are_skipped_with_a_warning(tmp_path):
     good = write(tmp_path, record(), "good")
     write(tmp_path, record(sub="b", t=30.0), "good_b")
