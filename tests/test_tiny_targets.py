@@ -4,7 +4,7 @@ A size's ``target_setting`` (harness/api.py) names the optimizer and
 hyperparameters ``bench calibrate`` picked, and the steps each seed took to the
 target. This reruns the fastest of those seeds through the real runner and
 checks it reaches the target within the calibration's step count, at the same
-eval step when the machine is of the calibration's hardware class. On another
+eval step (one eval of slack) when the machine is of the calibration's hardware class. On another
 class (other CPU kernels round differently) seeds do not reproduce, so the test
 tries the calibrated seeds in turn, each with the steps the reference budget
 buys (1.5x the calibrated steps), and passes at the first that reaches.
@@ -47,13 +47,14 @@ def test_tuned_baseline_reaches_the_tiny_target(tmp_path, workload):
     calibrated = {int(k): v for k, v in size.target_setting["steps_to_target"].items()}
     steps = size.target_setting["steps"]
     if collect()["hardware_id"] == size.target_setting.get("hardware_id"):
-        # The calibration's hardware class: the fastest seed reproduces bit for
-        # bit, so it must reach at exactly its calibrated eval step.
+        # The calibration's hardware class: the fastest seed reproduces, so it
+        # must reach at its calibrated eval step (one eval of slack, for CPUs of
+        # one class that still differ in microcode or library builds).
         seed = min((s for s in calibrated if calibrated[s] is not None), key=calibrated.get)
         result = _run(workload, size, seed, steps, tmp_path)
         rec = result.record
         assert rec["status"] == "reached", f"seed {seed} reproduced and missed: {rec['reason']}"
-        assert rec["steps_to_target"] == calibrated[seed], (rec["steps_to_target"], calibrated[seed])
+        assert abs(rec["steps_to_target"] - calibrated[seed]) <= (size.eval_every_steps or 0), (rec["steps_to_target"], calibrated[seed])
         _assert_first_eval_that_meets(size, result)
         return
     # Another class rounds differently (other CPU kernels), so seeds do not
