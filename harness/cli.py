@@ -136,13 +136,13 @@ def _hardware_line(rec: dict[str, Any], size) -> str:
     pinned = rec.get("pinned_hardware_id")
     if pinned and pinned != here:
         return f"{here} [yellow](unofficial: this benchmark is pinned to {pinned})[/]"
-    calibrated = (size.target_setting or {}).get("hardware_id") if size is not None else None
+    calibrated = (size.target_setting or {}).get("hardware_id")
     if calibrated and calibrated != here:
         return f"{here} (the {size.name} budget was calibrated on {calibrated}; compare steps, not seconds)"
     return here
 
 
-def _summary(result, size=None) -> None:
+def _summary(result, size) -> None:
     from rich.table import Table
 
     rec = result.record

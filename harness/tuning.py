@@ -352,8 +352,9 @@ def plan_sweep(
 
     # The ruleset's budget multiplier and hardware pin, unless the user set them explicitly.
     ruleset_overrides: list[str] = []
-    if rules.budget_multiplier != 1.0 and "budget.max_runtime_s" not in user_keys:
-        ruleset_overrides = [f"budget.max_runtime_s={size_spec.max_runtime_s * rules.budget_multiplier!r}"]
+    ruleset_budget = rules.budget_multiplier != 1.0 and "budget.max_runtime_s" not in user_keys
+    if ruleset_budget:
+        ruleset_overrides.append(f"budget.max_runtime_s={size_spec.max_runtime_s * rules.budget_multiplier!r}")
 
     if rules.hardware_id and "hardware_id" not in user_keys:
         ruleset_overrides.append(f"hardware_id={rules.hardware_id}")
@@ -383,7 +384,7 @@ def plan_sweep(
                 for n, v in point[section].items():  # the override grammar must round-trip values
                     if hp.get(n) != v:
                         raise UserInputError(f"hyperparameter {section}.{n}={v!r} arrived as {hp.get(n)!r}")
-            if ruleset_overrides:  # the ruleset's own budget is the rule, not a deviation
+            if ruleset_budget:  # the ruleset's own budget is the rule, not a deviation
                 plan.deviations = [d for d in plan.deviations if not d.startswith("max_runtime_s=")]
             trial_id = stable_hash({
                 **identity_base,

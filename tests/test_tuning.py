@@ -177,6 +177,10 @@ def test_a_ruleset_can_pin_the_hardware_class(tmp_path):
     assert [t.trial_id for t in unpinned.trials] != [t.trial_id for t in sweep.trials]  # a pin is part of the identity
     rec = tune("fake", SGD, size="tiny", ruleset=str(pinned), output=tmp_path / "r", registry=registry).records[0]
     assert rec["official"] is False and "is not the pinned hw-000000000000" in rec["deviations"][0]
+    # the pin does not hide a budget the user changed
+    sweep = plan_sweep("fake", SGD, size="tiny", ruleset=str(pinned), overrides=["budget.max_runtime_s=5"],
+                       output=tmp_path / "u", registry=registry)
+    assert all(t.plan.deviations == ["max_runtime_s=5"] for t in sweep.trials)
 
 
 # --------------------------------------------------------------------------- #
