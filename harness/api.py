@@ -73,6 +73,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 Direction = Literal["max", "min"]
 
+#: A tiny size's budget buys the tuned baseline's steps to its target over this
+#: fraction: the baseline reaches the target at about two thirds of the budget
+#: (the calibration rule, harness/calibrate.py).
+BUDGET_FRACTION = 0.67
+
 
 @dataclass(frozen=True)
 class Target:
@@ -134,11 +139,24 @@ class Size:
     calibration: str = ""  # how target and budget were set (shown by bench list --json)
     # The run the target was calibrated on (bench calibrate's best point):
     # {"optimizer": name, "hyperparameters": {...}, "steps", "steps_to_target",
-    # "hardware_id"}. The target promises that this tuned baseline reaches it;
-    # the reach tests run exactly this. The budget in seconds holds on
-    # "hardware_id"; elsewhere a run says so (and a pinned config, see
-    # configs/run.yaml `hardware_id`, makes it unofficial).
+    # "hardware_id", "seconds_per_step"}. The target promises that this tuned
+    # baseline reaches it; the reach tests run exactly this.
     target_setting: Mapping[str, Any] | None = None
+    # The budget as reference work (tiny sizes): the tuned baseline's steps to
+    # the target in calibration (median seed). On any machine the budget in
+    # seconds is reference_steps x that machine's seconds per step of the tuned
+    # baseline / BUDGET_FRACTION (harness/speed.py), so it buys the same work
+    # everywhere; ``max_runtime_s`` is then what it came to on the calibration's
+    # class, target_setting["hardware_id"]. None: ``max_runtime_s`` is the
+    # budget on any machine (full sizes, as AlgoPerf's).
+    reference_steps: int | None = None
+
+    @property
+    def budget_steps(self) -> int | None:
+        """Tuned-baseline steps the budget buys on any machine (None: a budget in seconds)."""
+        if self.reference_steps is None:
+            return None
+        return math.ceil(self.reference_steps / BUDGET_FRACTION - 1e-9)
 
     def __post_init__(self) -> None:
         if (self.eval_every_steps is None) == (self.eval_every_s is None):

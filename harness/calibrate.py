@@ -8,18 +8,28 @@ of the best validation metric), with a budget rule for CPU-sized problems:
 1. **Search.** The baseline optimizer (the workload's ``default_optimizer``
    unless told otherwise) runs its DEFAULTS plus ``search - 1`` scrambled
    Halton points of its SEARCH_SPACE, seed 0, each for ``steps`` steps (the
-   size's ``step_hint`` by default) with the size's eval cadence and no target
-   stop. The best point is the one with the best validation metric.
+   size's ``step_hint`` by default) with its schedule laid over those steps,
+   the size's eval cadence and no target stop. The best point is the one with
+   the best validation metric. ``search=0`` skips the search and reruns the
+   point the size already records (``Size.target_setting``).
 2. **Seeds.** The best point reruns on ``seeds`` seeds (0, 1, ...).
-3. **Target.** The ``quantile`` (median by default) of the seeds' best
-   validation values, rounded to 4 significant digits strictly on the easier
-   side (a target is met only by a better value, so the median seed reaches
-   it even when its best ties with another seed's).
-4. **Budget.** Each seed's time-to-target is read off its eval curve (the
-   timed seconds at the first evaluation strictly better than the target; a
-   seed that never gets there counts as slowest). The budget is the median
-   seed's time over ``budget_fraction`` (0.67), so the baseline reaches the
-   target at about two thirds of it; rounded up to two significant digits.
+3. **Target.** Each seed's best validation value within the first
+   ``budget_fraction`` (0.67) of the steps; the target is the ``quantile``
+   (median by default) of those, rounded to 4 significant digits strictly on
+   the easier side (a target is met only by a better value). So the median
+   seed reaches it by two thirds of the run, and most seeds well within it.
+4. **Budget, as reference work.** Each seed's steps-to-target are read off its
+   eval curve; ``reference_steps`` is the median seed's (a seed that never
+   reached counts as slowest). The budget buys ``reference_steps /
+   budget_fraction`` tuned-baseline steps on any machine (harness/speed.py
+   turns that into each machine's seconds); the size's ``step_hint`` should
+   equal it, so rerun with ``--steps`` set to it when they differ by more than
+   an eval period. The calibration also measures this machine's seconds per
+   step (harness/speed.py) and reports the budget in seconds here, beside the
+   old rule's (the median seed's timed seconds / budget_fraction), which it
+   should reproduce within noise.
+5. **Reliability.** The seeds that reach within the budget's steps are
+   counted; a target is accepted only when at least 4 of 5 do.
 
 Everything is written to ``<output>/calibration/<workload>-<size>/<optimizer>/``:
 every run's record, and ``calibration.json`` with the search, each seed's
@@ -27,7 +37,8 @@ curve summary, the target, budget and the coefficient of variation (CV) of
 time- and steps-to-target over the seeds that reach it. Runs already finished
 there are reused, so an interrupted calibration resumes. The result is a
 proposal: a maintainer copies it into the workload's ``Size`` (target,
-``max_runtime_s``, ``calibration`` text), since it changes the benchmark.
+``reference_steps``, ``step_hint``, ``max_runtime_s``, ``calibration`` text,
+``target_setting``), since it changes the benchmark.
 """
 
 from __future__ import annotations
@@ -98,7 +109,7 @@ def round_up_2sig(seconds: float) -> float:
     if seconds <= 0 or not math.isfinite(seconds):
         return seconds
     scale = 10 ** (math.floor(math.log10(seconds)) - 1)
-    return float(math.ceil(seconds / scale) * scale)
+    return float(f"{math.ceil(seconds / scale) * scale:.2g}")
 
 
 def time_to(curve: list[dict[str, Any]], metric: str, threshold: float, direction: str) -> tuple[float, int] | None:
@@ -158,13 +169,17 @@ def calibrate(
     from harness.runner import execute, plan_run
     from harness.tuning import search_points
 
-    if search < 1 or seeds < 1:
-        raise UserInputError("--search and --seeds must be at least 1")
+    if search < 0 or seeds < 1:
+        raise UserInputError("--search must be at least 0 and --seeds at least 1")
     if not 0 < quantile_q < 1 or not 0 < budget_fraction <= 1:
         raise UserInputError("--quantile must be in (0, 1) and --budget-fraction in (0, 1]")
     registry = registry or Registry()
     entry = registry.workload(workload)
     spec = size_of(entry, size)
+    if search == 0:
+        if not spec.target_setting:
+            raise UserInputError(f"--search 0 reruns the size's recorded point, but {workload} {size} records none (Size.target_setting)")
+        optimizer = optimizer or spec.target_setting["optimizer"]
     opt = registry.submission(optimizer or entry.info.default_optimizer, "optimizer")
     opt_spec = opt.name if opt.origin in ("builtin", "entry_point") else opt.target  # how plan_run finds it again
     steps = int(steps or spec.step_hint)
@@ -174,11 +189,15 @@ def calibrate(
 
     defaults = dict(opt.meta.get("DEFAULTS", {}))
     space = opt.meta.get("SEARCH_SPACE") or {}
-    points = [defaults] + [{**defaults, **p} for p in search_points(space, search - 1, seed=derive_seed("calibrate", workload, size, opt.name))]
+    if search == 0:
+        points = [{**defaults, **dict(spec.target_setting["hyperparameters"])}]
+    else:
+        points = [defaults] + [{**defaults, **p} for p in search_points(space, search - 1, seed=derive_seed("calibrate", workload, size, opt.name))]
 
     def run_one(phase: str, index: int, seed: int, hp: dict[str, Any]) -> CalibrationRun:
         run_dir = root / f"{phase}_{index}"
-        identity = stable_hash([workload, size, opt.name, opt.sha256, steps, seed, hp, list(overrides)])
+        # "schedule over steps": runs lay the schedule over their own length (step_hint = steps)
+        identity = stable_hash([workload, size, opt.name, opt.sha256, steps, seed, hp, list(overrides), "schedule over steps"])
         cal = CalibrationRun(phase, index, seed, hp, run_dir)
         old = run_dir / RUN_FILE
         if old.exists():
@@ -199,7 +218,7 @@ def calibrate(
             overrides=[*overrides, f"budget.max_steps={steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}", *_hp_overrides(hp)],
             registry=registry,
         )
-        plan.size = replace(plan.size, target=_NeverMet(**vars(target)))
+        plan.size = replace(plan.size, target=_NeverMet(**vars(target)), step_hint=steps)
         say(f"{phase} {index} (seed {seed}): running {steps} steps")
         result = execute(plan, run_dir=run_dir, extra={"calibration": {"identity": identity, "phase": phase, "index": index}})
         cal.record, cal.curve = result.record, read_metrics(run_dir)
@@ -208,12 +227,19 @@ def calibrate(
         return cal
 
     started = time.time()
-    searched = [run_one("search", i, 0, hp) for i, hp in enumerate(points)]
-    pick = max if target.direction == "max" else min  # the first of equals wins, as in the search order
-    best = pick(searched, key=lambda r: best_value(r.values(target.metric), target.direction))
+    if search == 0:
+        searched, best = [], CalibrationRun("given", 0, 0, points[0], root)
+    else:
+        searched = [run_one("search", i, 0, hp) for i, hp in enumerate(points)]
+        pick = max if target.direction == "max" else min  # the first of equals wins, as in the search order
+        best = pick(searched, key=lambda r: best_value(r.values(target.metric), target.direction))
     seeded = [run_one("seed", k, k, best.hyperparameters) for k in range(seeds)]
 
-    bests = [best_value(r.values(target.metric), target.direction) for r in seeded]
+    # The target comes from the first budget_fraction of each run: the median
+    # seed reaches it by then, so the budget's last third is the margin that
+    # lets the slower seeds reach too.
+    early = budget_fraction * steps
+    bests = [best_value([v for r_, v in _eval_values(r, target.metric) if r_ <= early], target.direction) for r in seeded]
     finite = [b for b in bests if math.isfinite(b)]
     if not finite:
         raise UserInputError("no seed produced a finite validation metric; nothing to calibrate from")
@@ -224,13 +250,35 @@ def calibrate(
     reach = [time_to(r.curve, target.metric, proposed, target.direction) for r in seeded]
     times = [t for t, _ in filter(None, reach)]
     steps_to = [float(s) for _, s in filter(None, reach)]
-    # The budget is set by the seed at the quantile (the median seed by
-    # default), counting seeds that never reached the target as slowest:
-    # averaging only the seeds that reached would favour the lucky ones.
-    ranked = sorted([t for t, _ in filter(None, reach)] + [math.inf] * reach.count(None))
-    quantile_time = ranked[max(0, math.ceil(quantile_q * len(ranked)) - 1)]
+
+    def at_quantile(values: list[float]) -> float:
+        # The seed at the quantile (the median seed by default), counting seeds
+        # that never reached the target as slowest: averaging only the seeds
+        # that reached would favour the lucky ones.
+        ranked = sorted(values + [math.inf] * reach.count(None))
+        return ranked[max(0, math.ceil(quantile_q * len(ranked)) - 1)]
+
+    quantile_time, quantile_steps = at_quantile(times), at_quantile(steps_to)
     budget_setting_time = quantile_time if math.isfinite(quantile_time) else None
-    budget = round_up_2sig(budget_setting_time / budget_fraction) if budget_setting_time else None
+    reference_steps = int(quantile_steps) if math.isfinite(quantile_steps) else None
+    budget_steps = math.ceil(reference_steps / budget_fraction - 1e-9) if reference_steps else None
+    within_budget = sum(1 for x in steps_to if budget_steps and x <= budget_steps)
+
+    # This machine's seconds per step of the tuned point, measured as every
+    # run will measure it, turn the reference work into the reference budget.
+    from harness import fingerprint
+    from harness.runner import resolve_data_dir
+    from harness.seeding import default_threads
+    from harness.speed import local_speed
+
+    threads = int(seeded[0].record.get("threads") or default_threads())
+    import torch
+
+    torch.set_num_threads(threads)  # threads are part of the hardware class the speed is cached under
+    measured = local_speed(entry, replace(spec, step_hint=steps), threads=threads, device=_device(seeded[0].record),
+                           data_dir=resolve_data_dir({"data_dir": None}), hardware_id=fingerprint.collect().get("hardware_id"),
+                           registry=registry, remeasure=True, point=(opt_spec, best.hyperparameters))
+    budget = float(f"{reference_steps * measured.s_per_step / budget_fraction:.3g}") if reference_steps else None
 
     summary = {
         "workload": workload,
@@ -238,7 +286,7 @@ def calibrate(
         "optimizer": opt.name,
         "optimizer_sha256": opt.sha256,
         "protocol": {
-            "search_points": search, "seeds": seeds, "steps": steps, "quantile": quantile_q,
+            "search_points": search, "seeds": seeds, "steps": steps, "step_hint": steps, "quantile": quantile_q,
             "budget_fraction": budget_fraction, "eval_every_steps": spec.eval_every_steps,
             "eval_every_s": spec.eval_every_s, "overrides": list(overrides),
         },
@@ -253,7 +301,8 @@ def calibrate(
         ],
         "best_point": best.hyperparameters,
         "seeds_detail": [
-            {"seed": r.seed, "best": b, "time_to_target_s": rt[0] if rt else None, "steps_to_target": rt[1] if rt else None,
+            {"seed": r.seed, "best": b, "best_whole_run": best_value(r.values(target.metric), target.direction),
+             "time_to_target_s": rt[0] if rt else None, "steps_to_target": rt[1] if rt else None,
              "s_per_step": (r.record.get("timed_s") or 0) / max(r.record.get("steps") or 1, 1)}
             for r, b, rt in zip(seeded, bests, reach)
         ],
@@ -264,15 +313,70 @@ def calibrate(
         # the key keeps its first name so older calibration files still read
         "median_time_to_target_s": budget_setting_time,
         "median_steps_to_target": statistics.median(steps_to) if steps_to else None,
+        "reference_steps": reference_steps,
+        "budget_steps": budget_steps,
+        "seeds_within_budget": within_budget,
+        "seconds_per_step": measured.s_per_step,
+        "speed": measured.as_dict(),
         "max_runtime_s": budget,
+        # the rule before budgets travelled: the median seed's timed seconds / budget_fraction
+        "time_rule_max_runtime_s": round_up_2sig(budget_setting_time / budget_fraction) if budget_setting_time else None,
         "cv_time_to_target": cv(times),
         "cv_steps_to_target": cv(steps_to),
         "wall_s": time.time() - started,
     }
     summary["text"] = describe(summary)
     write_json_atomic(root / CALIBRATION_FILE, summary)
+    (root / "calibration.md").write_text(markdown(summary))
     summary["path"] = str(root / CALIBRATION_FILE)
     return summary
+
+
+def _eval_values(run: CalibrationRun, metric: str) -> list[tuple[int, float]]:
+    """(step, validation value) of every evaluation with a finite value."""
+    key = f"validation/{metric}"
+    return [(int(r["step"]), float(r[key])) for r in run.curve
+            if r.get(key) is not None and math.isfinite(float(r[key]))]
+
+
+def _device(record: dict[str, Any]):
+    import torch
+
+    return torch.device(record.get("device") or "cpu")
+
+
+def markdown(s: dict[str, Any]) -> str:
+    """The section of docs/calibration.md for this calibration."""
+    p = s["protocol"]
+    lines = [
+        f"## {s['workload']} {s['size']} ({s['optimizer']}, {s['date']}, `{s['hardware_id']}`)", "",
+        f"`bench calibrate -w {s['workload']} --size {s['size']} --search {p['search_points']} --seeds {p['seeds']} "
+        f"--steps {p['steps']}` (schedule over {p.get('step_hint', p['steps'])} steps, eval every "
+        f"{p['eval_every_steps'] or p['eval_every_s']} {'steps' if p['eval_every_steps'] else 's'}, quantile "
+        f"{p['quantile']:g}, budget fraction {p['budget_fraction']:g}).", "",
+    ]
+    if s["search"]:
+        lines += ["| point | hyperparameters | best |", "|---|---|---:|"]
+        for r in s["search"]:
+            hp = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["hyperparameters"].items())
+            lines.append(f"| {r['index']} | {hp} | {r['best']:.4g} |")
+        lines.append("")
+    else:
+        hp = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["best_point"].items())
+        lines += [f"No search: the size's recorded tuned point, {hp}.", ""]
+    lines += [f"| seed | best by {p['budget_fraction']:g} of the run | best of the run | steps to target | "
+              "time to target (s) | s/step |", "|---:|---:|---:|---:|---:|---:|"]
+    for d in s["seeds_detail"]:
+        miss = d["steps_to_target"] is None
+        ttt = "miss" if miss else f"{d['time_to_target_s']:.1f}"
+        lines.append(f"| {d['seed']} | {d['best']:.4g} | {d.get('best_whole_run', d['best']):.4g} | "
+                     f"{'miss' if miss else d['steps_to_target']} | {ttt} | {d['s_per_step']:.4f} |")
+    lines += ["", f"**Target {s['target']:g}** (was {s['previous_target']:g}). **Reference work "
+              f"{s['reference_steps']} steps**, so the budget buys {s['budget_steps']} steps (the step hint); "
+              f"{s['seeds_within_budget']}/{p['seeds']} seeds reach the target within them. Measured step time here "
+              f"{s['seconds_per_step'] * 1000:.1f} ms → budget {s['max_runtime_s']:g} s on this class (the old rule, "
+              f"median seed's time / {p['budget_fraction']:g}: {s['time_rule_max_runtime_s'] or 0:g} s).", ""]
+    return "\n".join(lines)
 
 
 def describe(s: dict[str, Any]) -> str:
@@ -286,12 +390,18 @@ def describe(s: dict[str, Any]) -> str:
     cv_s = f"{s['cv_steps_to_target']:.1%}" if s["cv_steps_to_target"] is not None else "n/a"
     p = s["protocol"]
     med = f"{s['median_time_to_target_s']:.1f}" if s["median_time_to_target_s"] else "n/a"
+    searched = (f"searched over {p['search_points']} points (defaults + Halton)" if p["search_points"]
+                else "at its recorded tuned point (no search)")
     return (
-        f"bench calibrate, {s['date']} on {s['hardware_id']}: {s['optimizer']} searched over {p['search_points']} points "
-        f"(defaults + Halton), {p['steps']} steps each; best point {point}; rerun on {p['seeds']} seeds: best "
-        f"validation {s['metric']} (and steps to the target) {seeds}. Target = the {p['quantile']:.0%} quantile, rounded: "
-        f"{s['target']:g}. {s['seeds_reaching']}/{p['seeds']} seeds reach it, median {med} s; budget = median / "
-        f"{p['budget_fraction']:g} = {s['max_runtime_s']} s. CV of time-to-target {cv_t}, of steps-to-target {cv_s}."
+        f"bench calibrate, {s['date']} on {s['hardware_id']}: {s['optimizer']} {searched}, {p['steps']} steps each "
+        f"with step_hint {p.get('step_hint', p['steps'])}; best point {point}; rerun on {p['seeds']} seeds: best "
+        f"validation {s['metric']} (and steps to the target) {seeds}. Target = the {p['quantile']:.0%} quantile of the "
+        f"seeds' bests within the first {p['budget_fraction']:g} of the steps, rounded: {s['target']:g}. "
+        f"Reference work = the median seed's {s.get('reference_steps')} steps; the budget buys "
+        f"{s.get('reference_steps')} / {p['budget_fraction']:g} = {s.get('budget_steps')} steps, within which "
+        f"{s.get('seeds_within_budget')}/{p['seeds']} seeds reach it. Here that is {s['max_runtime_s']} s at "
+        f"{(s.get('seconds_per_step') or 0) * 1000:.1f} ms/step (median seed {med} s / {p['budget_fraction']:g} = "
+        f"{s.get('time_rule_max_runtime_s') or 0:.3g} s). CV of time-to-target {cv_t}, of steps-to-target {cv_s}."
     )
 
 

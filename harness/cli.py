@@ -117,7 +117,7 @@ def _banner(plan, size_was_default: bool) -> None:
     console.print(
         f"[bold]optbench[/] · workload [cyan]{info.name}[/] size [cyan]{size.name}[/]{why}\n"
         f"  optimizer [green]{plan.optimizer.name}[/] ({plan.optimizer.origin}) · norm [green]{plan.norm.name}[/] ({plan.norm.origin}) · seed {plan.seed}\n"
-        f"  target validation/{target.metric} {sign} {target.validation:g} · budget {plan.max_runtime_s:g} timed s"
+        f"  target validation/{target.metric} {sign} {target.validation:g} · budget {_planned_budget(plan)}"
         + (f" or {plan.max_steps} steps" if plan.max_steps else "")
         + (f" · [yellow]unofficial: {', '.join(plan.deviations)}[/]" if plan.deviations else ""),
         highlight=False,
@@ -130,6 +130,14 @@ def _banner(plan, size_was_default: bool) -> None:
                       " · only rank 0 reports and writes", highlight=False)
 
 
+def _planned_budget(plan) -> str:
+    if plan.budget_basis == "reference_work":
+        times = f" x {plan.budget_multiplier:g}" if plan.budget_multiplier != 1.0 else ""
+        return (f"{plan.size.budget_steps} tuned-baseline steps{times} "
+                f"(in this machine's seconds; {plan.max_runtime_s:g} s on the calibration's class)")
+    return f"{plan.max_runtime_s:g} timed s"
+
+
 def _hardware_line(rec: dict[str, Any], size) -> str:
     """This run's hardware class, and what it means for the official budget."""
     here = rec["fingerprint"].get("hardware_id", "?")
@@ -137,13 +145,15 @@ def _hardware_line(rec: dict[str, Any], size) -> str:
     if pinned and pinned != here:
         return f"{here} [yellow](unofficial: this benchmark is pinned to {pinned})[/]"
     calibrated = (size.target_setting or {}).get("hardware_id")
-    if calibrated and calibrated != here:
+    if calibrated and calibrated != here and rec["budget"].get("basis") != "reference_work":
         return f"{here} (the {size.name} budget was calibrated on {calibrated}; compare steps, not seconds)"
     return here
 
 
 def _summary(result, size) -> None:
     from rich.table import Table
+
+    from harness.speed import describe as speed_describe
 
     rec = result.record
     colour = {"reached": "green", "budget_exhausted": "yellow", "diverged": "red", "error": "red", "interrupted": "yellow"}
@@ -156,6 +166,7 @@ def _summary(result, size) -> None:
     table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")
     table.add_row("timed / eval / set-up", f"{rec['timed_s']:.2f} s / {rec['eval_s']:.2f} s / {rec['setup_s']:.2f} s")
     table.add_row("steps / evals", f"{rec['steps']} / {rec['evals']}")
+    table.add_row("budget", speed_describe(rec["budget"]))
     for key, value in sorted(rec.get("final_metrics", {}).items()):
         table.add_row(key, f"{value:.4f}")
     table.add_row("hardware", _hardware_line(rec, size))
@@ -245,6 +256,8 @@ def _listing() -> dict[str, Any]:
                 "model": size.model, "batch_size": size.batch_size, "device": size.device,
                 "target": {"metric": f"validation/{t.metric}", "direction": t.direction, "value": t.validation, "test_value": t.test},
                 "max_runtime_s": size.max_runtime_s, "step_hint": size.step_hint,
+                # a tiny size's budget is reference work; max_runtime_s is then its seconds on the calibration's class
+                "reference_steps": size.reference_steps, "budget_steps": size.budget_steps,
                 "eval_every_steps": size.eval_every_steps, "eval_every_s": size.eval_every_s,
                 "max_steps": size.max_steps, "norm_sites": list(info.norm_sites),
                 "default_optimizer": info.default_optimizer, "default_norm": info.default_norm,
@@ -273,6 +286,12 @@ def _listing() -> dict[str, Any]:
     return {"workloads": workloads, "submissions": submissions, "name_clashes": registry.clashes}
 
 
+def _listed_budget(w: dict[str, Any]) -> str:
+    if w["reference_steps"] is None:
+        return f"{w['max_runtime_s']:g} s"
+    return f"{w['budget_steps']} baseline steps ({w['max_runtime_s']:g} s on the calibration's class)"
+
+
 @app.command("list", cls=_help_defaults_to_false(TyperCommand))
 def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Workloads with their sizes, targets and budgets; submissions with kind and origin."""
@@ -291,7 +310,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         sign = ">" if t["direction"] == "max" else "<"
         every = f"{w['eval_every_steps']} steps" if w["eval_every_steps"] else f"{w['eval_every_s']:g} s"
         table.add_row(w["workload"], w["size"], f"{w['dataset']} · {w['model']}", str(w["batch_size"]),
-                      f"{t['metric']} {sign} {t['value']:g}", f"{w['max_runtime_s']:g} s", every,
+                      f"{t['metric']} {sign} {t['value']:g}", _listed_budget(w), every,
                       str(w["step_hint"]), w["device"])
     console.print(table)
     table = Table(title="Submissions", title_justify="left")
@@ -314,15 +333,63 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
 
 
 @app.command()
-def hw(as_json: bool = typer.Option(False, "--json", help="The full fingerprint as JSON.")) -> None:
-    """The hardware/software fingerprint stored in every record, and its hardware_id."""
-    from harness import fingerprint
+def hw(
+    as_json: bool = typer.Option(False, "--json", help="The full fingerprint as JSON."),
+    speed: bool = typer.Option(False, "--speed", help="Also each tiny size's step time here, speed factor and budget in this machine's seconds (measured once per class, then cached)."),
+    remeasure: bool = typer.Option(False, "--remeasure", help="With --speed: measure again instead of reading the cache."),
+) -> None:
+    """The hardware/software fingerprint stored in every record, its hardware_id and the fields that define it."""
+    import torch
+    from rich.table import Table
 
+    from harness import fingerprint
+    from harness.seeding import default_threads
+
+    # Threads are part of the class: show the class a default `bench run` here
+    # records (the runner sets this many before it fingerprints).
+    torch.set_num_threads(default_threads())
     fp = fingerprint.collect()
     if as_json:
         print(json.dumps(fp, indent=2, default=str))
-    else:
-        console.print(fingerprint.summary(fp), highlight=False)
+        return
+    console.print(fingerprint.summary(fp), highlight=False)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in fingerprint.class_rows(fp):
+        table.add_row(label, value)
+    console.print(table, highlight=False)
+    if speed:
+        with _user_errors():
+            _speed_table(fp, default_threads(), remeasure)
+
+
+def _speed_table(fp: dict[str, Any], threads: int, remeasure: bool) -> None:
+    """Every reference-work size's budget on this machine (bench hw --speed)."""
+    import torch
+    from rich.table import Table
+
+    from harness.registry import Registry
+    from harness.runner import resolve_data_dir
+    from harness.speed import local_budget, local_speed
+
+    table = Table(title=f"budgets on {fp.get('hardware_id')} ({threads} threads)")
+    for col in ("workload", "size", "ms/step here", "ms/step reference", "speed factor", "budget steps", "budget here", "budget reference", "step time"):
+        table.add_column(col, justify="left" if col in ("workload", "size", "step time") else "right")
+    registry = Registry()
+    for name, entry in sorted(registry.workloads.items()):
+        for size in entry.info.sizes.values():
+            if size.reference_steps is None:
+                continue
+            measured = local_speed(entry, size, threads=threads, device=torch.device("cpu"), data_dir=resolve_data_dir({}),
+                                   hardware_id=fp.get("hardware_id"), registry=registry, remeasure=remeasure)
+            b = local_budget(size, measured)
+            ref = b["reference_s_per_step"]
+            table.add_row(name, size.name, f"{measured.s_per_step * 1000:.1f}", f"{ref * 1000:.1f}" if ref else "—",
+                          f"{b['speed_factor']:.2f}" if b["speed_factor"] else "—", str(b["budget_steps"]),
+                          f"{b['max_runtime_s']:.1f} s", f"{b['reference_max_runtime_s']:g} s on {b['reference_hardware_id']}",
+                          ("cached " if measured.cached else "measured ") + measured.measured_at)
+    console.print(table)
 
 
 @data_app.command("prepare")

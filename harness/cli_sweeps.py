@@ -302,6 +302,11 @@ def score(
     preset: Optional[str] = typer.Option(None, "--preset", help="Scoring preset naming base workloads and held-out variants, e.g. algoperf_v05 (or a YAML file)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write the leaderboard files. Default: <first results dir>/leaderboard (with --times: none)."),
     allow_mixed_hardware: bool = typer.Option(False, "--allow-mixed-hardware", help="Score records of different hardware_id together (the output says so)."),
+    normalize: bool = typer.Option(False, "--normalize", help=(
+        "Set hardware classes side by side, approximately: each time divided by its record's speed factor "
+        "(its seconds per tuned-baseline step over the reference class's) to seconds of the class the size was "
+        "calibrated on; one board per ruleset and reference class. Records without a speed factor (budget in "
+        "fixed seconds) are left out, with a warning. Not with --allow-mixed-hardware.")),
 ) -> None:
     """Leaderboard: time to target per workload, performance profiles, benchmark scores."""
     with _user_errors():
@@ -311,6 +316,8 @@ def score(
         if times is not None:
             if results:
                 raise UserInputError("give results directories or --times FILE, not both")
+            if normalize:
+                raise UserInputError("--normalize reads speed factors from records: it does not apply to a --times table")
             by_ruleset = scoring.score_times_csv(times, preset)
             for ruleset, result in by_ruleset.items():
                 title = f"scores{' · ruleset ' + ruleset if ruleset else ''} · preset {result.preset.name}"
@@ -323,19 +330,32 @@ def score(
         dirs = list(results or [])
         if not dirs:
             raise UserInputError("give one or more results directories (e.g. bench score results/) or --times FILE.csv")
-        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware, preset=preset)
+        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware, preset=preset, normalize=normalize)
         _print_warnings(board.warnings)
         if not board.groups:
+            if normalize and not board.trials.empty:
+                raise UserInputError("no record can be normalised (none has a reference-work budget with a speed factor; see the warnings)")
             raise UserInputError(f"no finished records under {', '.join(str(d) for d in dirs)}")
         for g in board.groups:
-            hw = (f"[yellow]mixed hardware ({', '.join(g.hardware_ids)})[/]" if g.mixed_hardware else f"hardware {g.hardware_id}")
-            n = int(((board.trials["ruleset"] == g.ruleset) & (board.trials["hardware_id"].isin(g.hardware_ids))).sum())
+            if g.normalized:
+                hw = f"[yellow]{escape(g.hardware_id)}[/]: {_plural(len(g.hardware_ids), 'class', 'classes')} ({', '.join(g.hardware_ids)})"
+            elif g.mixed_hardware:
+                hw = f"[yellow]mixed hardware ({', '.join(g.hardware_ids)})[/]"
+            else:
+                hw = f"hardware {g.hardware_id}"
+            n = g.records if g.records is not None else int(
+                ((board.trials["ruleset"] == g.ruleset) & (board.trials["hardware_id"].isin(g.hardware_ids))).sum())
             title = f"ruleset [cyan]{g.ruleset}[/] · {hw} · {n} record{'s' if n != 1 else ''}"
             for table in _scores_tables(title, g.result, official=g.official):
                 console.print(table)
         hardware = sorted({hw for g in board.groups for hw in g.hardware_ids})
-        if len(hardware) > 1 and not allow_mixed_hardware:
-            console.print(f"[dim]{len(hardware)} hardware classes are scored separately; --allow-mixed-hardware merges them.[/]")
+        if normalize:
+            console.print("[dim]normalised: each time divided by its record's speed factor (seconds per tuned-baseline step "
+                          "here over the reference class's); approximate, as one baseline's speed ratio need not hold "
+                          "for every submission.[/]")
+        elif len(hardware) > 1 and not allow_mixed_hardware:
+            console.print(f"[dim]{len(hardware)} hardware classes are scored separately; --allow-mixed-hardware merges them, "
+                          "--normalize sets them side by side in reference seconds.[/]")
         paths = scoring.write_leaderboard(board, out or Path(dirs[0]) / "leaderboard")
         _wrote(paths)
 

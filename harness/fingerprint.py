@@ -1,16 +1,33 @@
 """Hardware fingerprint: what produced a result.
 
-Every run record carries ``collect()``'s dict: CPU model and cores, RAM, each
-GPU's name, memory, compute capability and -- where NVML or ``nvidia-smi`` can
-be read -- driver, power limit, clocks and MIG mode; OS; Python, torch and key
-package versions; thread settings; the project's git commit and whether the
-tree was dirty.
+Every run record carries ``collect()``'s dict: CPU model, vendor, family, model
+number, stepping, ISA flags and cores, RAM, each GPU's name, memory, compute
+capability and -- where NVML or ``nvidia-smi`` can be read -- driver, power
+limit, clocks and MIG mode; OS; Python, torch (with its CPU capability and BLAS)
+and key package versions; thread settings; the project's git commit and whether
+the tree was dirty.
 
-``hardware_id(fp)`` hashes only the fields that define the *hardware class*
-(CPU model, physical/usable cores, RAM in whole GiB, architecture, and per GPU
-its name, memory in whole GiB, compute capability and MIG mode, plus the GPU
-count). Software versions, thread settings and git state never change it, so
-leaderboards can compare runs of one ``hardware_id``.
+``hardware_id(fp)`` hashes only the fields that define the *hardware class*:
+everything that changes speed or float rounding, nothing else (``hardware_class``
+lists them; ``bench hw`` shows them). Per field, why:
+
+* CPU vendor, family, model number, stepping -- one model string ("AMD EPYC")
+  covers generations 3x apart that round floats differently;
+* CPU model string and architecture -- the name people know, and the ISA family;
+* ISA flags (AVX2, AVX-512, AMX... as /proc/cpuinfo lists them) -- a VM may hide some;
+* torch's CPU capability (the kernel set it dispatches to) -- picks the vector code;
+* physical and usable cores, torch threads, processes -- the parallelism a run had;
+* memory in whole GiB -- a memory class, not the exact total;
+* per GPU name, memory (whole GiB), compute capability, power limit, MIG mode,
+  and the GPU count -- what decides a GPU's speed and kernels;
+* torch major.minor, its BLAS and whether it has oneDNN -- they change CPU
+  kernels (a patch release does not).
+
+Other software versions, git state, clocks and drivers never change it, so
+leaderboards can compare runs of one ``hardware_id``. ``record_hardware_class``
+is the class a stored record is compared under: recomputed from a version-2
+fingerprint, ``legacy-<stored id>`` for an older one (whose id lacks the CPU
+generation), so the two never pool.
 
 Rules this module keeps:
 
@@ -32,6 +49,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -39,10 +57,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-__all__ = ["collect", "hardware_id", "summary", "FINGERPRINT_VERSION", "PACKAGES"]
+__all__ = ["collect", "hardware_class", "hardware_id", "record_hardware_class", "class_rows", "summary",
+           "FINGERPRINT_VERSION", "LEGACY_PREFIX", "PACKAGES"]
 
 #: Bumped when the layout of the dict or the hardware_id recipe changes.
-FINGERPRINT_VERSION = 1
+#: 2: the class holds CPU vendor/family/model/stepping, ISA, threads, torch/BLAS.
+FINGERPRINT_VERSION = 2
+
+#: Label prefix of a record whose fingerprint predates version 2.
+LEGACY_PREFIX = "legacy-"
 
 #: Distributions whose versions are recorded (``None`` when not installed).
 PACKAGES = (
@@ -70,6 +93,23 @@ ENV_VARS = (
     "CUDA_VISIBLE_DEVICES",
     "CUDA_DEVICE_ORDER",
 )
+
+#: Instruction-set extensions that pick CPU kernels (torch, oneDNN, MKL): x86
+#: ``flags`` and ARM ``Features`` names in /proc/cpuinfo. Recorded when present.
+ISA_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c",
+    "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+    "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+    "asimd", "asimdhp", "asimddp", "sve", "sve2", "bf16", "i8mm",
+)
+
+#: /proc/cpuinfo keys of the CPU's identity: x86 first, then the ARM equivalents.
+_CPU_ID_KEYS = {
+    "vendor": ("vendor_id", "cpu implementer"),
+    "family": ("cpu family", "cpu architecture"),
+    "model_number": ("model", "cpu part"),
+    "stepping": ("stepping", "cpu revision"),
+}
 
 _GIB = float(2**30)
 _SUBPROCESS_TIMEOUT_S = 5.0
@@ -222,10 +262,45 @@ def _usable_cores() -> Optional[int]:
     return os.cpu_count()
 
 
+def _first_processor(cpuinfo: Optional[str]) -> dict[str, str]:
+    """``key: value`` pairs of the first processor block, keys lower-cased."""
+    fields: dict[str, str] = {}
+    for line in (cpuinfo or "").splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(name.strip().lower(), value.strip())
+    return fields
+
+
+def _number_or_text(value: Optional[str]) -> Any:
+    """``"25"`` -> 25; ARM's hex ids (``"0x41"``) stay text; empty -> None."""
+    text = _clean(value)
+    return int(text) if text and text.isdigit() else text
+
+
+def _cpu_identity(cpuinfo: Optional[str]) -> dict:
+    first = _first_processor(cpuinfo)
+    identity = {field: _number_or_text(next((first[k] for k in keys if k in first), None))
+                for field, keys in _CPU_ID_KEYS.items()}
+    flags = set((first.get("flags") or first.get("features") or "").split())
+    identity["isa_flags"] = [f for f in ISA_FLAGS if f in flags] if flags else None
+    return identity
+
+
 def _cpu() -> dict:
     info = _safe(_cpuinfo)
+    identity = _safe(_cpu_identity, info) or {}
     return {
         "model": _safe(_cpu_model, info),
+        "vendor": identity.get("vendor"),
+        "family": identity.get("family"),
+        "model_number": identity.get("model_number"),
+        "stepping": identity.get("stepping"),
+        "isa_flags": identity.get("isa_flags"),
         "logical_cores": _safe(os.cpu_count),
         "physical_cores": _safe(_physical_cores, info),
         "usable_cores": _safe(_usable_cores),
@@ -315,6 +390,11 @@ def _torch_section(torch: Any) -> dict:
     def cpu_capability() -> Optional[str]:
         return torch.backends.cpu.get_cpu_capability()
 
+    def blas() -> Optional[str]:
+        # The BLAS torch was built with (mkl, open, accelerate...): it does the matmuls.
+        match = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+        return match.group(1) if match else None
+
     return {
         "version": _safe(lambda: str(torch.__version__)),
         "cuda": _safe(cuda_version),
@@ -328,6 +408,7 @@ def _torch_section(torch: Any) -> dict:
         "mkldnn_available": _safe(torch.backends.mkldnn.is_available),
         "openmp_available": _safe(torch.backends.openmp.is_available),
         "cpu_capability": _safe(cpu_capability),
+        "blas": _safe(blas),
     }
 
 
@@ -568,46 +649,126 @@ def collect(include_torch: bool = True, world_size: int = 1) -> dict:
     return json.loads(json.dumps(fp, default=str))
 
 
-def _hardware_class(fp: dict) -> dict:
-    cpu = fp.get("cpu") or {}
-    gpus = []
-    for gpu in fp.get("gpus") or []:
-        gpu = gpu or {}
-        gpus.append({
-            "name": gpu.get("name"),
-            "memory_gb": _whole_gb(gpu.get("memory_gb")),
-            "compute_capability": gpu.get("compute_capability"),
-            "mig_mode": gpu.get("mig_mode"),
-        })
-    gpus.sort(key=lambda g: json.dumps(g, sort_keys=True))
-    cls = {
+def _mapping(value: Any) -> dict:
+    """``value`` when it is a dict, else ``{}``: a stored record may hold anything."""
+    return value if isinstance(value, dict) else {}
+
+
+def _major_minor(version: Any) -> Optional[str]:
+    """``"2.13.0+cpu"`` -> ``"2.13"``: a patch release keeps the kernels."""
+    match = re.match(r"(\d+)\.(\d+)", str(version or ""))
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
+def _watts(value: Any) -> Optional[int]:
+    """Power limit in whole watts: NVML says 700.0, nvidia-smi 700.00."""
+    number = _safe(float, value)
+    return int(round(number)) if number is not None and math.isfinite(number) else None
+
+
+def _gpu_class(gpu: Any) -> dict:
+    gpu = _mapping(gpu)
+    return {
+        "name": gpu.get("name"),
+        "memory_gb": _whole_gb(gpu.get("memory_gb")),
+        "compute_capability": gpu.get("compute_capability"),
+        "power_limit_w": _watts(gpu.get("power_limit_w")),
+        "mig_mode": gpu.get("mig_mode"),
+    }
+
+
+def hardware_class(fp: dict) -> dict:
+    """The fields ``hardware_id`` hashes (the module docstring says why each).
+
+    Without torch (``collect(include_torch=False)``) the CPU capability,
+    threads and torch/BLAS fields are ``None``: such an id names no run's class.
+    """
+    fp = _mapping(fp)
+    cpu, torch_info = _mapping(fp.get("cpu")), _mapping(fp.get("torch"))
+    raw_gpus = fp.get("gpus") if isinstance(fp.get("gpus"), list) else []
+    gpus = sorted((_gpu_class(g) for g in raw_gpus),
+                  key=lambda g: json.dumps(g, sort_keys=True, default=str))
+    return {
         "v": FINGERPRINT_VERSION,
+        "cpu_vendor": cpu.get("vendor"),
+        "cpu_family": cpu.get("family"),
+        "cpu_model_number": cpu.get("model_number"),
+        "cpu_stepping": cpu.get("stepping"),
         "cpu_model": cpu.get("model"),
+        "architecture": cpu.get("architecture"),
+        "isa_flags": cpu.get("isa_flags"),
+        "cpu_capability": torch_info.get("cpu_capability"),
         "physical_cores": cpu.get("physical_cores"),
         "usable_cores": cpu.get("usable_cores"),
-        "architecture": cpu.get("architecture"),
+        "threads": torch_info.get("num_threads"),
+        "processes": _safe(int, fp.get("world_size")) or 1,
         "memory_gb": _whole_gb(fp.get("memory_gb")),
+        "torch": _major_minor(torch_info.get("version")),
+        "blas": torch_info.get("blas"),
+        "onednn": torch_info.get("mkldnn_available"),
         "gpu_count": len(gpus),
         "gpus": gpus,
     }
-    # Eight processes on one node are not the hardware one process used;
-    # single-process ids stay as they were (the key is absent for 1).
-    if (fp.get("world_size") or 1) > 1:
-        cls["world_size"] = fp["world_size"]
-    return cls
 
 
 def hardware_id(fp: dict) -> str:
     """Stable short id of the hardware class: ``"hw-" + 12 hex``.
 
-    Hashes only CPU model, physical/usable cores, architecture, RAM (whole GiB)
-    and per GPU name, memory (whole GiB), compute capability and MIG mode, plus
-    the GPU count, and the number of processes when a run spans several --
-    never software versions, thread settings or git state.
+    The sha256 of ``hardware_class(fp)`` as canonical JSON: software versions
+    other than torch major.minor, git state, clocks and drivers never change
+    it. Deterministic, and never raises.
     """
-    canonical = json.dumps(_hardware_class(fp or {}), sort_keys=True,
+    canonical = json.dumps(_safe(hardware_class, fp), sort_keys=True,
                            separators=(",", ":"), default=str)
     return "hw-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def record_hardware_class(fp: Any) -> str:
+    """The hardware class a stored record is compared under (scoring groups by it).
+
+    A fingerprint of version 2 or later holds every field of the class, so the
+    class is recomputed from them. An older one lacks the CPU generation, ISA
+    level and threads, so its stored id is kept behind ``legacy-``: it never
+    pools with a recomputed class, even where the two ids collide.
+    """
+    fp = _mapping(fp)
+    if (_safe(int, fp.get("fingerprint_version")) or 1) >= 2:
+        return hardware_id(fp)
+    return LEGACY_PREFIX + str(fp.get("hardware_id") or "unknown")
+
+
+def _show(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def _gpu_rows(gpus: list[dict]) -> str:
+    if not gpus:
+        return "none"
+    groups: dict[str, int] = {}
+    for gpu in gpus:
+        label = (f"{_show(gpu['name'])} ({_show(gpu['memory_gb'])} GB, cc {_show(gpu['compute_capability'])}, "
+                 f"{_show(gpu['power_limit_w'])} W, MIG {_show(gpu['mig_mode'])})")
+        groups[label] = groups.get(label, 0) + 1
+    return " + ".join(f"{n}× {label}" if n > 1 else label for label, n in groups.items())
+
+
+def class_rows(fp: dict) -> list[tuple[str, str]]:
+    """``hardware_class(fp)`` as (label, value) lines for people (``bench hw``)."""
+    cls = hardware_class(fp)
+    flags = cls["isa_flags"]
+    onednn = {True: "available", False: "absent"}.get(cls["onednn"], "?")
+    return [
+        ("cpu", f"{_show(cls['cpu_model'])} · vendor {_show(cls['cpu_vendor'])} · {_show(cls['architecture'])}"),
+        ("family / model / stepping",
+         " / ".join(_show(cls[k]) for k in ("cpu_family", "cpu_model_number", "cpu_stepping"))),
+        ("ISA level", f"{_show(cls['cpu_capability'])} (torch dispatch) · flags "
+                      + (" ".join(map(str, flags)) if isinstance(flags, list) else "?")),
+        ("cores / threads", f"{_show(cls['physical_cores'])} physical, {_show(cls['usable_cores'])} usable · "
+                            f"{_show(cls['threads'])} torch threads · {cls['processes']} process(es)"),
+        ("memory class", f"{_show(cls['memory_gb'])} GB"),
+        ("torch / backend", f"torch {_show(cls['torch'])} · BLAS {_show(cls['blas'])} · oneDNN {onednn}"),
+        ("GPUs", _gpu_rows(cls["gpus"])),
+    ]
 
 
 def summary(fp: dict) -> str:

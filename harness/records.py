@@ -26,7 +26,13 @@ eval_s             untimed evaluation seconds
 setup_s            untimed set-up seconds (data, model, optimizer)
 wall_s             wall-clock seconds of the whole run
 steps, evals       training steps taken, evaluations made
-budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s}
+budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s, step_hint, basis, multiplier};
+                   basis "reference_work" (tiny sizes: max_runtime_s is this machine's seconds for
+                   the size's reference work, harness/speed.py) adds reference_steps, budget_steps,
+                   budget_fraction, reference_max_runtime_s, reference_hardware_id,
+                   reference_s_per_step, speed_factor (this machine's s/step over the reference's)
+                   and speed {s_per_step, chunk_s_per_step, method, measured_at, cached, key, ...};
+                   basis "fixed": max_runtime_s is the budget on any machine
 official           false when an override changed the size's budget, cadence or target, or the
                    run's hardware class is not the pinned one
 deviations         what made it unofficial, e.g. ["max_steps=200", "target.validation=0.5",

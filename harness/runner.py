@@ -76,6 +76,12 @@ class RunPlan:
     eval_every_steps: int | None
     eval_every_s: float | None
     deviations: list[str] = field(default_factory=list)
+    # "reference_work": the size's budget is tuned-baseline steps, turned into
+    # this machine's seconds when the run starts (harness/speed.py); until
+    # then max_runtime_s is what it came to on the calibration's class.
+    # "fixed": max_runtime_s is the budget wherever the run happens.
+    budget_basis: str = "fixed"
+    budget_multiplier: float = 1.0
 
     @property
     def seed(self) -> int:
@@ -192,6 +198,10 @@ def plan_run(
         label = f"{optimizer_plugin.name}+{norm_plugin.name}"
     config["workload"] = {"name": info.name, "size": size_name}
     config["submission"] = {"optimizer": optimizer_plugin.name, "norm": norm_plugin.name, "asked": submission}
+    multiplier = float(budget.get("multiplier") or 1.0)
+    if multiplier <= 0:
+        raise UserInputError(f"budget.multiplier must be positive, got {multiplier}")
+    basis = "reference_work" if size_spec.reference_steps is not None and budget["max_runtime_s"] is None else "fixed"
     return RunPlan(
         workload=entry,
         size=size_spec,
@@ -202,11 +212,13 @@ def plan_run(
         hp_optimizer=hp_opt,
         hp_norm=hp_norm,
         config=config,
-        max_runtime_s=float(budget["max_runtime_s"] or size_spec.max_runtime_s),
+        max_runtime_s=float(budget["max_runtime_s"] or size_spec.max_runtime_s * multiplier),
         max_steps=budget["max_steps"] or size_spec.max_steps,
         eval_every_steps=every_steps,
         eval_every_s=every_s,
         deviations=deviations,
+        budget_basis=basis,
+        budget_multiplier=multiplier,
     )
 
 
@@ -254,6 +266,7 @@ def execute(
 
     from harness import distributed
     from harness import fingerprint as fp_mod
+    from harness import speed as speed_mod
     from harness import tracking
     from harness.params import count_parameters, typed_parameters
     from harness.seeding import set_determinism
@@ -266,10 +279,24 @@ def execute(
     # Under torchrun the processes of one node share its cores.
     local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if distributed.env_world_size() > 1 else 1
     threads = int(config["threads"] or max(1, default_threads() // local_procs))
-    set_determinism(seeds["model"], threads)
     distributed.check_batch(plan.size.batch_size, distributed.env_world_size())
     dist_env, device = distributed.setup(_resolve_device(config["device"]))
     main = dist_env.is_main
+    torch.set_num_threads(threads)  # before the fingerprint: threads are part of the hardware class
+    fingerprint = fp_mod.collect(world_size=dist_env.world_size)
+    budget_block = {"max_runtime_s": plan.max_runtime_s, "basis": "fixed", "multiplier": plan.budget_multiplier}
+    if plan.budget_basis == "reference_work":
+        if dist_env.active:
+            # One process's step time says nothing of several ranks' steps: a
+            # distributed run keeps the calibration class's seconds.
+            budget_block["note"] = "distributed run: the calibration class's seconds, not re-measured"
+        else:
+            # Before any seeding: measuring (or a cache hit) must not change the run.
+            speed = speed_mod.local_speed(plan.workload, plan.size, threads=threads, device=device,
+                                          data_dir=resolve_data_dir(config), hardware_id=fingerprint.get("hardware_id"))
+            budget_block = speed_mod.local_budget(plan.size, speed, plan.budget_multiplier)
+            plan.max_runtime_s = budget_block["max_runtime_s"]
+    set_determinism(seeds["model"], threads)
     if not main:
         observer = None  # only rank 0 reports, writes and tracks
 
@@ -279,7 +306,6 @@ def execute(
     norm_sub = plan.norm.load()
     task_cls = _import_task(plan.workload.info.task)
     task: api.Task = task_cls(plan.size, device, resolve_data_dir(config), seeds["data"])
-    fingerprint = fp_mod.collect(world_size=dist_env.world_size)
     fingerprint["distributed"] = distributed.describe_devices(dist_env, device)
     # A benchmark config may pin a hardware class: a run elsewhere still runs
     # and is recorded, but it is not official (its seconds are another machine's).
@@ -331,10 +357,12 @@ def execute(
         "steps": 0,
         "evals": 0,
         "budget": {
+            **budget_block,
             "max_runtime_s": plan.max_runtime_s,
             "max_steps": plan.max_steps,
             "eval_every_steps": plan.eval_every_steps,
             "eval_every_s": plan.eval_every_s,
+            "step_hint": plan.size.step_hint,
         },
         "official": not deviations,
         "deviations": deviations,
@@ -372,27 +400,12 @@ def execute(
     loop = _Loop(plan, step_task, device, record, metrics_log, observer, wall0, dist_env)
     try:
         # Untimed set-up 2: model, norm transform, optimizer, schedule.
-        norm_hook = norm_sub.obj.make_norm
-        supported = set(norm_sub.sites)
-
-        def norm_factory(site: str, num_features: int):
-            if site not in supported:
-                raise UserInputError(f"norm {norm_sub.name!r} does not support site {site!r}")
-            return norm_hook(site, num_features, plan.hp_norm)
-
-        model = task.build_model(norm_factory)
-        transform = norm_sub.hook("transform_model")
-        if transform is not None:
-            model = transform(model, plan.hp_norm) or model
-        model = model.to(device)
-        model.train()
+        model = build_model(task, norm_sub, plan.hp_norm, device)
         record["model_parameters"] = count_parameters(model)
         params = typed_parameters(model, task.param_types(model))
         sync_bn = bool((config.get("distributed") or {}).get("sync_batchnorm", False))
         model, record["distributed"]["batchnorm"] = distributed.wrap_model(model, dist_env, device, sync_bn)
-        optimizer = optimizer_sub.obj.make_optimizer(params, plan.hp_optimizer, plan.size.step_hint)
-        make_schedule = optimizer_sub.hook("make_schedule")
-        schedule = make_schedule(optimizer, plan.hp_optimizer, plan.size.step_hint) if make_schedule else None
+        optimizer, schedule = build_optimizer(optimizer_sub, params, plan.hp_optimizer, plan.size.step_hint)
         torch.manual_seed(seeds["submission"])
         record["setup_s"] = time.perf_counter() - wall0
         ctx = api.StepContext(
@@ -428,6 +441,32 @@ def execute(
     if observer:
         observer.on_end(record)
     return RunResult(run_dir, record)
+
+
+def build_model(task: api.Task, norm_sub, hp_norm: api.Hyperparameters, device):
+    """The workload's model with the norm submission at every norm site, on ``device``, in train mode."""
+    norm_hook = norm_sub.obj.make_norm
+    supported = set(norm_sub.sites)
+
+    def norm_factory(site: str, num_features: int):
+        if site not in supported:
+            raise UserInputError(f"norm {norm_sub.name!r} does not support site {site!r}")
+        return norm_hook(site, num_features, hp_norm)
+
+    model = task.build_model(norm_factory)
+    transform = norm_sub.hook("transform_model")
+    if transform is not None:
+        model = transform(model, hp_norm) or model
+    model = model.to(device)
+    model.train()
+    return model
+
+
+def build_optimizer(optimizer_sub, params, hp: api.Hyperparameters, step_hint: int):
+    """(optimizer, schedule or None) of an optimizer submission."""
+    optimizer = optimizer_sub.obj.make_optimizer(params, hp, step_hint)
+    make_schedule = optimizer_sub.hook("make_schedule")
+    return optimizer, (make_schedule(optimizer, hp, step_hint) if make_schedule else None)
 
 
 class _NoLog:

@@ -46,6 +46,20 @@ hardware_id, submission, workload), the time is the median over studies of the
 fastest trial in each study that reached the target (a study with none is a
 miss), as AlgoPerf's external-tuning rule. A record without tuning metadata (a
 plain ``bench run``) is a study of one trial, under the ruleset ``untuned``.
+A record's ``hardware_id`` here is its class as
+``fingerprint.record_hardware_class`` reads it: recomputed from a version-2
+fingerprint, ``legacy-<stored id>`` for an older one, so the two never share a board.
+
+``normalize=True`` (``bench score --normalize``) sets hardware classes side by
+side instead: each record's time is divided by its budget's ``speed_factor``
+(this machine's seconds per tuned-baseline step over the reference class's),
+giving seconds of the reference class its size was calibrated on, and one board
+is scored per (ruleset, reference class) from every class's records, labelled
+``normalised to <reference> (approximate)``: one baseline's speed ratio need not
+hold for every submission. Records without a speed factor (a budget in fixed
+seconds, an older record) are left out of it, each reason counted in the warnings;
+the 4x cut-off applies to the normalised times. It cannot be combined with
+``allow_mixed_hardware``, which pools raw seconds.
 
 Pure pandas/numpy (+ matplotlib only when a profile picture is drawn); no torch.
 """
@@ -64,12 +78,19 @@ import pandas as pd
 
 from harness.config import CONFIG_DIR, load_named_yaml, named_configs
 from harness.errors import UserInputError
+from harness.fingerprint import record_hardware_class
 from harness.records import DIGEST_KEY, RUN_FILE, digest_ok
 
 INF = math.inf
 FINISHED = ("reached", "budget_exhausted", "diverged", "error")  # records that are results
 UNTUNED = "untuned"  # ruleset of records written by a plain `bench run`
 MIXED = "mixed"  # hardware_id shown for groups scored with --allow-mixed-hardware
+REFERENCE_WORK = "reference_work"  # budget basis of a record whose seconds can be normalised
+
+
+def normalized_label(reference_hardware_id: str) -> str:
+    """The hardware_id shown for a board scored with --normalize."""
+    return f"normalised to {reference_hardware_id} (approximate)"
 
 
 # --------------------------------------------------------------------------- #
@@ -358,14 +379,54 @@ def submission_label(rec: Mapping[str, Any]) -> str:
     return name
 
 
+def _budget_speed(rec: Mapping[str, Any]) -> tuple[str | None, str | None, float | None]:
+    """(budget basis, reference hardware class, speed factor) of a record's budget;
+    ``None`` for whatever the record does not carry (the factor only when a
+    positive finite number)."""
+    budget = rec.get("budget")
+    if not isinstance(budget, Mapping):
+        return None, None, None
+    basis = str(budget.get("basis") or "fixed")  # budgets before the basis key were seconds
+    reference = budget.get("reference_hardware_id")
+    factor = _as_float(budget.get("speed_factor"))
+    if factor is not None and not (math.isfinite(factor) and factor > 0):
+        factor = None
+    return basis, (str(reference) if reference else None), factor
+
+
+def _normalized_time(time_s: float | None, factor: float | None) -> float:
+    """Seconds in the reference class: inf for a miss, nan when there is no factor."""
+    if factor is None:
+        return math.nan
+    return INF if time_s is None else time_s / factor
+
+
+def normalize_problem(basis: str | None, reference: str | None, factor: float | None) -> str | None:
+    """Why a record's time cannot be put in reference seconds, or None."""
+    if basis is None:
+        return "no budget block (written before budgets travelled as reference work): cannot be normalised"
+    if basis != REFERENCE_WORK:
+        return "budget in fixed seconds: cannot be normalised"
+    if factor is None:
+        return "no speed factor (its size's calibration gives no reference seconds per step): cannot be normalised"
+    if reference is None:
+        return "no reference hardware class in its budget: cannot be normalised"
+    return None
+
+
 def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per record with what scoring needs (no nested fields)."""
+    """One row per record with what scoring needs (no nested fields).
+
+    ``speed_factor`` is the budget's (nan when it has none) and
+    ``time_s_normalized`` the time to target divided by it: seconds on the
+    budget's ``reference_hardware_id`` (inf for a miss, nan when there is no factor).
+    """
     rows = []
     for rec in records:
         tuning = rec.get("tuning") or {}
-        fp = rec.get("fingerprint") or {}
         reached = rec["status"] == "reached"
         time_s = _as_float(rec.get("time_to_target_s")) if reached else None
+        basis, reference, factor = _budget_speed(rec)
         steps = _as_float(rec.get("steps_to_target")) if reached else None
         if tuning.get("study") is not None:
             study = f"{tuning.get('sweep_id', rec.get('experiment', ''))}/study_{tuning['study']}"
@@ -373,7 +434,7 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             study = f"run/{rec.get('run_id') or rec.get('_path')}"
         rows.append({
             "ruleset": str(tuning.get("ruleset") or UNTUNED),
-            "hardware_id": str(fp.get("hardware_id") or "unknown"),
+            "hardware_id": record_hardware_class(rec.get("fingerprint")),
             "submission": submission_label(rec),
             "workload": f"{rec['workload']}-{rec['size']}",
             "study": study,
@@ -384,10 +445,15 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "steps_to_target": steps if steps is not None else INF,
             "official": bool(rec.get("official", True)),
             "data_sha256": rec.get("data_sha256"),
+            "budget_basis": basis,
+            "reference_hardware_id": reference,
+            "speed_factor": factor if factor is not None else math.nan,
+            "time_s_normalized": _normalized_time(time_s, factor),
             "path": rec.get("_path"),
         })
     columns = ["ruleset", "hardware_id", "submission", "workload", "study", "trial", "trial_id", "status",
-               "time_to_target_s", "steps_to_target", "official", "data_sha256", "path"]
+               "time_to_target_s", "steps_to_target", "official", "data_sha256", "budget_basis",
+               "reference_hardware_id", "speed_factor", "time_s_normalized", "path"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -435,18 +501,25 @@ def workload_times(studies: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardw
 
 @dataclass
 class Group:
-    """One leaderboard: records of one ruleset on one hardware class."""
+    """One leaderboard: records of one ruleset on one hardware class (or, with
+    --normalize, of every class, in seconds of one reference class)."""
 
     ruleset: str
-    hardware_id: str  # MIXED when --allow-mixed-hardware merged several
-    hardware_ids: list[str]
+    hardware_id: str  # MIXED when --allow-mixed-hardware merged several; normalized_label(...) with --normalize
+    hardware_ids: list[str]  # the classes whose records are in it
     result: Scores
     times: pd.DataFrame  # workload_times rows of this group
     official: dict[str, bool]  # submission -> every record official
+    records: int | None = None  # how many records (trials) it was scored from
+    normalized_to: str | None = None  # reference hardware class of a --normalize board
 
     @property
     def mixed_hardware(self) -> bool:
         return len(self.hardware_ids) > 1
+
+    @property
+    def normalized(self) -> bool:
+        return self.normalized_to is not None
 
 
 @dataclass
@@ -456,6 +529,7 @@ class Leaderboard:
     records: list[dict[str, Any]]
     warnings: list[str]
     allow_mixed_hardware: bool = False
+    normalize: bool = False
 
     @property
     def scores(self) -> pd.DataFrame:
@@ -505,9 +579,16 @@ def score_records(
     *,
     allow_mixed_hardware: bool = False,
     preset: Preset | str | None = None,
+    normalize: bool = False,
 ) -> Leaderboard:
     """The leaderboard of every record under the given directories (or of
-    already-loaded records): one group per (ruleset, hardware_id)."""
+    already-loaded records): one group per (ruleset, hardware_id); with
+    ``normalize``, one per (ruleset, reference class) in reference seconds
+    (see the module doc)."""
+    if normalize and allow_mixed_hardware:
+        raise UserInputError(
+            "--normalize and --allow-mixed-hardware do not go together: --normalize already sets hardware "
+            "classes side by side, in reference seconds; --allow-mixed-hardware pools raw seconds")
     if not isinstance(preset, Preset):
         preset = load_preset(preset)
     if dirs_or_records and isinstance(dirs_or_records[0], Mapping):
@@ -532,21 +613,53 @@ def score_records(
     trials = trials[~dup].reset_index(drop=True)
     notes += _mixed_data_notes(trials)
 
+    # scoring_trials: the same rows (same index) with the board each belongs to
+    # in its hardware_id, and the seconds it is scored by.
     scoring_trials = trials.copy()
     if allow_mixed_hardware:
         scoring_trials["hardware_id"] = MIXED
+    if normalize:
+        problems = _normalize_problems(trials)
+        notes += _left_out_notes(trials, problems)
+        scoring_trials = scoring_trials[problems.isna()].copy()
+        scoring_trials["hardware_id"] = scoring_trials["reference_hardware_id"].map(normalized_label)
+        scoring_trials["time_to_target_s"] = scoring_trials["time_s_normalized"]
     studies = study_times(scoring_trials)
     per_workload = workload_times(studies)
     groups = []
     for (ruleset, hw), times in per_workload.groupby(["ruleset", "hardware_id"], sort=True):
-        in_group = trials[trials["ruleset"] == ruleset]
-        if not allow_mixed_hardware:
-            in_group = in_group[in_group["hardware_id"] == hw]
+        mine = scoring_trials[(scoring_trials["ruleset"] == ruleset) & (scoring_trials["hardware_id"] == hw)]
+        in_group = trials.loc[mine.index]
         result = score_times(times[["submission", "workload", "time_s"]], preset)
         official = in_group.groupby("submission")["official"].all().to_dict()
         groups.append(Group(ruleset, hw, sorted(in_group["hardware_id"].unique()), result,
-                            times.reset_index(drop=True), official))
-    return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware)
+                            times.reset_index(drop=True), official, records=len(in_group),
+                            normalized_to=str(in_group["reference_hardware_id"].iloc[0]) if normalize else None))
+    return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware, normalize)
+
+
+def _normalize_problems(trials: pd.DataFrame) -> pd.Series:
+    """Per trials_frame row: why it cannot be normalised, or None."""
+    def text(value: Any) -> str | None:  # pandas reads a missing string as nan
+        return value if isinstance(value, str) else None
+
+    problems = [normalize_problem(text(basis), text(ref), None if math.isnan(factor) else factor)
+                for basis, ref, factor in zip(trials["budget_basis"], trials["reference_hardware_id"],
+                                              trials["speed_factor"].astype(float))]
+    return pd.Series(problems, index=trials.index, dtype=object)
+
+
+def _left_out_notes(trials: pd.DataFrame, problems: pd.Series, shown: int = 3) -> list[str]:
+    """For --normalize: per ruleset and reason, the records left out of the
+    normalised boards, counted, with the first few paths."""
+    notes = []
+    left = trials.assign(reason=problems).dropna(subset=["reason"])
+    for (ruleset, reason), g in left.groupby(["ruleset", "reason"], sort=True):
+        paths = [p for p in g["path"].head(shown) if isinstance(p, str)]
+        more = f" and {len(g) - shown} more" if len(g) > shown else ""
+        where = f" ({', '.join(paths)}{more})" if paths else ""
+        notes.append(f"left out of the normalised board(s) of ruleset {ruleset}: {len(g)} record(s), {reason}{where}")
+    return notes
 
 
 def _mixed_data_notes(trials: pd.DataFrame) -> list[str]:
@@ -572,14 +685,20 @@ def flatten_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Every record as one flat row (pandas.json_normalize), parquet-safe.
 
     ``config`` and ``fingerprint`` are large nested blobs: the fingerprint is
-    reduced to ``hardware_id`` plus a few readable fields, the config dropped
+    reduced to ``hardware_id`` (the class the board groups by, legacy records
+    labelled so) plus a few readable fields, the config dropped
     (everything scoring needs is elsewhere in the record); tracebacks dropped.
+    ``speed_factor`` and ``time_s_normalized`` are added as in :func:`trials_frame`.
     """
     slim = []
     for full in records:
         rec = {k: v for k, v in full.items() if k not in ("config", "fingerprint")}
-        rec["hardware_id"] = (full.get("fingerprint") or {}).get("hardware_id")
+        rec["hardware_id"] = record_hardware_class(full.get("fingerprint"))
         rec["label"] = submission_label(full)
+        _, _, factor = _budget_speed(full)
+        reached = full.get("status") == "reached"
+        rec["speed_factor"] = factor if factor is not None else math.nan
+        rec["time_s_normalized"] = _normalized_time(_as_float(full.get("time_to_target_s")) if reached else None, factor)
         if isinstance(rec.get("error"), dict):
             rec["error"] = {k: v for k, v in rec["error"].items() if k != "traceback"}
         rec["path"] = rec.pop("_path", None)
@@ -625,14 +744,17 @@ def plot_profiles(groups: Sequence[Group], path: Path) -> Path:
             ax.plot(rho.index.to_numpy(float), rho.to_numpy(float), label=f"{sub} ({g.result.scores[sub]:.4f})",
                     linewidth=1.8, alpha=0.85)
         title = [f"ruleset {g.ruleset}"] if g.ruleset else []
-        if g.mixed_hardware:
+        if g.normalized:
+            title.append(f"{g.hardware_id}: {', '.join(g.hardware_ids)}")
+        elif g.mixed_hardware:
             title.append(f"mixed hardware: {', '.join(g.hardware_ids)}")
         elif g.hardware_ids:
             title.append(g.hardware_id)
         if g.result.preset.name != DEFAULT_PRESET.name:
             title.append(f"preset {g.result.preset.name}")
         ax.set_title(" · ".join(title) or "performance profile", fontsize=10)
-        ax.set_xlabel("tau (time / fastest time on the workload)")
+        ax.set_xlabel("tau (time / fastest time on the workload)" if not g.normalized
+                      else f"tau (time in {g.normalized_to} seconds / fastest, approximate)")
         ax.set_ylabel(f"share of the {len(g.result.base_workloads)} base workloads within tau")
         ax.set_xlim(1.0, g.result.preset.max_tau)
         ax.set_ylim(-0.02, 1.02)
@@ -682,4 +804,5 @@ __all__ = [
     "Preset", "Scores", "Leaderboard", "Group", "load_preset", "available_presets", "score_times",
     "score_times_csv", "read_times_csv", "load_records", "trials_frame", "study_times", "workload_times",
     "score_records", "write_leaderboard", "write_scores", "plot_profiles", "flatten_records",
+    "normalize_problem", "normalized_label",
 ]

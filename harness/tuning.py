@@ -352,9 +352,10 @@ def plan_sweep(
 
     # The ruleset's budget multiplier and hardware pin, unless the user set them explicitly.
     ruleset_overrides: list[str] = []
-    ruleset_budget = rules.budget_multiplier != 1.0 and "budget.max_runtime_s" not in user_keys
+    # A multiplier, not seconds: a tiny size's budget becomes seconds only on the machine that runs it.
+    ruleset_budget = rules.budget_multiplier != 1.0 and not user_keys & {"budget.max_runtime_s", "budget.multiplier"}
     if ruleset_budget:
-        ruleset_overrides.append(f"budget.max_runtime_s={size_spec.max_runtime_s * rules.budget_multiplier!r}")
+        ruleset_overrides.append(f"budget.multiplier={rules.budget_multiplier!r}")
 
     if rules.hardware_id and "hardware_id" not in user_keys:
         ruleset_overrides.append(f"hardware_id={rules.hardware_id}")
@@ -385,7 +386,7 @@ def plan_sweep(
                     if hp.get(n) != v:
                         raise UserInputError(f"hyperparameter {section}.{n}={v!r} arrived as {hp.get(n)!r}")
             if ruleset_budget:  # the ruleset's own budget is the rule, not a deviation
-                plan.deviations = [d for d in plan.deviations if not d.startswith("max_runtime_s=")]
+                plan.deviations = [d for d in plan.deviations if not d.startswith("multiplier=")]
             trial_id = stable_hash({
                 **identity_base,
                 "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},

@@ -72,23 +72,38 @@ def test_calibrate_sets_target_from_median_seed_and_resumes(tmp_path):
     assert s["search"][0]["hyperparameters"] == fakes.PLAIN_SGD.DEFAULTS  # the defaults are always searched
     best = min(s["search"], key=lambda r: r["best"])
     assert s["best_point"] == best["hyperparameters"]
+    # Each seed's best within the first 0.67 of the 40 steps (evals every 5: up to step 25).
+    for d in s["seeds_detail"]:
+        run_dir = tmp_path / "calibration" / "fake-tiny" / "PLAIN_SGD" / f"seed_{d['seed']}"
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert d["best"] == min(r["validation/mse"] for r in rows if r["step"] <= 0.67 * 40)
+        assert d["best_whole_run"] == min(r["validation/mse"] for r in rows)
     bests = sorted(d["best"] for d in s["seeds_detail"])
-    # The median best, rounded up (easier for a metric to minimize): the
-    # median seed and every better one reach it.
+    # The median early best, rounded up (easier for a metric to minimize): the
+    # median seed reaches it by two thirds of the run.
     assert s["target"] == round_easier(bests[1], "min")
     assert s["target"] > bests[1]
     assert s["seeds_reaching"] >= 2
-    # The budget comes from the median seed, a seed that never reached
-    # counting as slowest.
+    # The reference work is the median seed's steps, a seed that never reached
+    # counting as slowest; the budget buys that / 0.67 steps.
+    steps = sorted(d["steps_to_target"] if d["steps_to_target"] is not None else math.inf for d in s["seeds_detail"])
+    assert s["reference_steps"] == steps[1] <= 0.67 * 40
+    assert s["budget_steps"] == math.ceil(steps[1] / 0.67)
+    assert s["seeds_within_budget"] == sum(x <= s["budget_steps"] for x in steps)
+    # In seconds here: this machine's measured step time of the tuned point.
+    assert s["seconds_per_step"] > 0 and s["speed"]["workload"] == "fake"
+    assert s["max_runtime_s"] == pytest.approx(steps[1] * s["seconds_per_step"] / 0.67, rel=1e-2)
     times = sorted(d["time_to_target_s"] if d["time_to_target_s"] is not None else math.inf for d in s["seeds_detail"])
     assert s["median_time_to_target_s"] == times[1]
-    assert s["max_runtime_s"] >= times[1] / 0.67 * 0.999
-    assert "bench calibrate" in s["text"] and "seeds" in s["text"]
+    assert s["time_rule_max_runtime_s"] >= times[1] / 0.67 * 0.999
+    assert "bench calibrate" in s["text"] and "Reference work" in s["text"]
 
     on_disk = json.loads((tmp_path / "calibration" / "fake-tiny" / "PLAIN_SGD" / CALIBRATION_FILE).read_text())
     assert on_disk["target"] == s["target"]
     run = json.loads((tmp_path / "calibration" / "fake-tiny" / "PLAIN_SGD" / "seed_0" / "run.json").read_text())
     assert run["steps"] == 40 and run["status"] == "budget_exhausted"  # never stopped at the old target
+    assert run["budget"]["basis"] == "fixed"  # steps, not seconds, bound calibration runs
+    assert run["budget"]["step_hint"] == 40  # the schedule is laid over the run, not the size's 60
 
     # A second call finds every run finished and reruns none.
     messages.clear()
@@ -102,5 +117,20 @@ def test_calibrate_rejects_nonsense(tmp_path):
 
     with pytest.raises(UserInputError):
         calibrate("fake", "tiny", seeds=0, output=tmp_path, registry=_registry())
+    with pytest.raises(UserInputError, match="records none"):
+        calibrate("fake", "tiny", search=0, output=tmp_path, registry=_registry())
     with pytest.raises(UserInputError, match="did you mean"):
         calibrate("fkae", "tiny", output=tmp_path, registry=_registry())
+
+
+def test_calibrate_without_search_reruns_the_recorded_point(tmp_path):
+    registry = _registry()
+    entry = registry.workloads["fake"]
+    size = entry.info.sizes["tiny"]
+    recorded = {"lr": 0.05}
+    size = api.Size(**{**vars(size), "target_setting": {"optimizer": "tests.fakes:PLAIN_SGD", "hyperparameters": recorded}})
+    registry.workloads["fake"] = type(entry)(api.WorkloadInfo(**{**vars(entry.info), "sizes": {"tiny": size}}), entry.origin, entry.source)
+    s = calibrate("fake", "tiny", search=0, seeds=2, steps=30, output=tmp_path, registry=registry)
+    assert s["search"] == [] and s["best_point"] == recorded
+    assert [d["seed"] for d in s["seeds_detail"]] == [0, 1]
+    assert "no search" in s["text"]

@@ -80,3 +80,13 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, needle):
     assert needle in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.rglob("run.json"))
+
+
+def test_hw_shows_the_fields_that_define_the_class():
+    out = bench("hw")
+    assert out.returncode == 0, out.stderr
+    for label in ("family / model / stepping", "ISA level", "cores / threads", "memory class",
+                  "torch / backend", "GPUs"):
+        assert label in out.stdout, label
+    fp = json.loads(bench("hw", "--json").stdout)
+    assert fp["fingerprint_version"] == 2 and fp["hardware_id"] in out.stdout

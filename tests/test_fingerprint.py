@@ -46,8 +46,8 @@ def _gpu(**over) -> dict:
 def test_collect_is_json_serializable_with_documented_keys(fp):
     assert TOP_KEYS <= set(fp)
     assert json.loads(json.dumps(fp)) == fp
-    assert set(fp["cpu"]) >= {"model", "logical_cores", "physical_cores",
-                              "usable_cores", "architecture"}
+    assert set(fp["cpu"]) >= {"model", "vendor", "family", "model_number", "stepping", "isa_flags",
+                              "logical_cores", "physical_cores", "usable_cores", "architecture"}
     assert fp["cpu"]["logical_cores"] == os.cpu_count()
     if hasattr(os, "sched_getaffinity"):
         assert fp["cpu"]["usable_cores"] == len(os.sched_getaffinity(0))
@@ -60,7 +60,7 @@ def test_collect_is_json_serializable_with_documented_keys(fp):
     assert fp["packages"]["numpy"]  # installed in the project venv
     assert set(fp["torch"]) >= {"version", "cuda", "cudnn", "num_threads", "num_interop_threads",
                                 "deterministic_algorithms", "mkl_available", "openmp_available",
-                                "cpu_capability"}
+                                "cpu_capability", "blas"}
     assert isinstance(fp["gpus"], list)
     assert set(fp["env"]) >= {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES"}
     assert fp["world_size"] == 1
@@ -88,7 +88,9 @@ def test_world_size_is_recorded():
 def test_hardware_id_stable_across_collects(fp):
     again = fpmod.collect()
     assert again["hardware_id"] == fp["hardware_id"]
-    assert fpmod.collect(include_torch=False)["hardware_id"] == fp["hardware_id"] or fp["gpus"]
+    # without torch the ISA dispatch level and threads are unknown: another id, but a stable one
+    no_torch = fpmod.collect(include_torch=False)["hardware_id"]
+    assert no_torch == fpmod.collect(include_torch=False)["hardware_id"] != fp["hardware_id"]
 
 
 def test_collect_is_fast_without_torch():
@@ -102,11 +104,11 @@ def test_collect_is_fast_without_torch():
 # --------------------------------------------------------------------------- hardware_id
 
 
-def test_hardware_id_ignores_software_threads_git_env(fp):
+def test_hardware_id_ignores_software_git_env(fp):
     other = copy.deepcopy(fp)
     other["packages"] = {k: "0.0.1" for k in other["packages"]}
-    other["torch"] = dict(other["torch"] or {}, version="9.9.9", num_threads=77,
-                          num_interop_threads=3, deterministic_algorithms=True)
+    other["torch"] = dict(other["torch"] or {}, cuda="99.1", cudnn=1, num_interop_threads=3,
+                          deterministic_algorithms=True, float32_matmul_precision="medium")
     other["python"] = {"version": "3.99.0", "implementation": "PyPy"}
     other["os"] = {"platform": "Elsewhere-1.0", "kernel": "1.0", "system": "Elsewhere"}
     other["git"] = {"commit": "f" * 40, "dirty": False}
@@ -119,17 +121,23 @@ def test_hardware_id_ignores_software_threads_git_env(fp):
 def test_hardware_id_ignores_gpu_software_fields():
     base = {"cpu": {"model": "X"}, "memory_gb": 64.0, "gpus": [_gpu()]}
     other = copy.deepcopy(base)
-    other["gpus"][0].update(driver_version="999.1", power_limit_w=350.0,
+    other["gpus"][0].update(driver_version="999.1", power_limit_w=700.004,
                             max_sm_clock_mhz=1, max_mem_clock_mhz=1, index=5,
-                            memory_gb=79.6)
+                            memory_gb=79.6, multiprocessor_count=1)
     assert fpmod.hardware_id(other) == fpmod.hardware_id(base)
 
 
 def test_hardware_id_changes_with_cpu_model_and_cores(fp):
     for path, value in ((("cpu", "model"), "Some Other CPU"),
+                        (("cpu", "vendor"), "GenuineIntel"),
+                        (("cpu", "model_number"), 999),
+                        (("cpu", "isa_flags"), ["sse4_2"]),
                         (("cpu", "physical_cores"), 1000),
                         (("cpu", "usable_cores"), 1000),
-                        (("cpu", "architecture"), "riscv64")):
+                        (("cpu", "architecture"), "riscv64"),
+                        (("torch", "num_threads"), 77),
+                        (("torch", "blas"), "open"),
+                        (("torch", "mkldnn_available"), False)):
         other = copy.deepcopy(fp)
         other[path[0]][path[1]] = value
         assert fpmod.hardware_id(other) != fp["hardware_id"], path
@@ -144,7 +152,8 @@ def test_hardware_id_changes_with_gpus(fp):
            fpmod.hardware_id(one), fpmod.hardware_id(two)}
     assert len(ids) == 3
     for field, value in (("name", "NVIDIA A100-SXM4-80GB"), ("memory_gb", 39.4),
-                         ("compute_capability", "8.0"), ("mig_mode", "Enabled")):
+                         ("compute_capability", "8.0"), ("mig_mode", "Enabled"),
+                         ("power_limit_w", 350.0)):
         changed = copy.deepcopy(one)
         changed["gpus"][0][field] = value
         assert fpmod.hardware_id(changed) != fpmod.hardware_id(one), field
@@ -154,6 +163,120 @@ def test_hardware_id_ignores_gpu_order():
     a = {"cpu": {"model": "X"}, "gpus": [_gpu(), _gpu(name="NVIDIA L4", memory_gb=22.0)]}
     b = {"cpu": {"model": "X"}, "gpus": list(reversed(a["gpus"]))}
     assert fpmod.hardware_id(a) == fpmod.hardware_id(b)
+
+
+def _epyc(**cpu) -> dict:
+    """A version-2 fingerprint of a 2-core "AMD EPYC" VM (a Zen 3 unless told)."""
+    fp = {
+        "fingerprint_version": 2, "memory_gb": 23.54, "gpus": [], "world_size": 1,
+        "cpu": {"model": "AMD EPYC", "vendor": "AuthenticAMD", "family": 25, "model_number": 1,
+                "stepping": 1, "isa_flags": ["sse4_2", "avx", "avx2", "fma"], "architecture": "x86_64",
+                "physical_cores": 2, "usable_cores": 2, "logical_cores": 2},
+        "torch": {"version": "2.13.0+cpu", "cpu_capability": "AVX2", "num_threads": 2,
+                  "blas": "mkl", "mkldnn_available": True},
+        "packages": {"torch": "2.13.0+cpu", "numpy": "2.3.0"},
+        "git": {"commit": "a" * 40, "dirty": False},
+    }
+    fp["cpu"].update(cpu)
+    fp["hardware_id"] = fpmod.hardware_id(fp)
+    return fp
+
+
+def test_one_model_string_two_cpu_generations_two_classes():
+    # The issue's case: "AMD EPYC" is a Zen 3 (family 25) and a Zen 5 (family 26, AVX-512).
+    zen5 = _epyc(family=26, model_number=2, isa_flags=["sse4_2", "avx", "avx2", "fma", "avx512f"])
+    zen5["torch"]["cpu_capability"] = "AVX512"
+    assert fpmod.hardware_id(zen5) != fpmod.hardware_id(_epyc())
+
+
+@pytest.mark.parametrize("change", [
+    {"cpu": {"family": 26}},
+    {"cpu": {"stepping": 2}},
+    {"cpu": {"model_number": 17}},
+    {"torch": {"cpu_capability": "AVX512"}},  # the ISA level torch dispatches to
+    {"cpu": {"isa_flags": ["sse4_2", "avx", "avx2", "fma", "avx512f"]}},
+    {"torch": {"num_threads": 1}},
+    {"torch": {"version": "2.14.0+cpu"}},  # a minor release changes kernels
+    {"torch": {"blas": "open"}},
+])
+def test_hardware_id_changes_with_what_decides_speed_and_rounding(change):
+    other = _epyc()
+    for section, fields in change.items():
+        other[section].update(fields)
+    assert fpmod.hardware_id(other) != fpmod.hardware_id(_epyc())
+
+
+def test_hardware_id_ignores_torch_patch_release_software_and_git():
+    base = _epyc()
+    other = copy.deepcopy(base)
+    other["torch"]["version"] = "2.13.1+cpu"
+    other["packages"] = {"torch": "2.13.1+cpu", "numpy": "1.0.0"}
+    other["git"] = {"commit": "b" * 40, "dirty": True}
+    other["python"] = {"version": "3.99.0", "implementation": "PyPy"}
+    assert fpmod.hardware_id(other) == fpmod.hardware_id(base)
+
+
+def test_record_class_recomputes_v2_and_labels_older_fingerprints_legacy():
+    v2 = _epyc()
+    assert fpmod.record_hardware_class(v2) == v2["hardware_id"]
+    # the class is recomputed from the fields, not read from the stored id
+    assert fpmod.record_hardware_class({**v2, "hardware_id": "hw-stale"}) == v2["hardware_id"]
+    v1 = {"fingerprint_version": 1, "hardware_id": "hw-a5285d9436b7", "cpu": {"model": "AMD EPYC"}}
+    assert fpmod.record_hardware_class(v1) == "legacy-hw-a5285d9436b7"
+    unversioned = {k: v for k, v in v1.items() if k != "fingerprint_version"}
+    assert fpmod.record_hardware_class(unversioned) == "legacy-hw-a5285d9436b7"
+    for broken in (None, {}, "junk", {"fingerprint_version": "x"}):
+        assert fpmod.record_hardware_class(broken) == "legacy-unknown"
+
+
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 26
+model\t\t: 2
+model name\t: AMD EPYC
+stepping\t: 0
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512dq rdrand
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+cpu family\t: 26
+"""
+
+ARM_CPUINFO = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes asimddp sve sve2 i8mm bf16
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x0
+CPU part\t: 0xd4f
+CPU revision\t: 1
+"""
+
+
+def test_cpu_identity_from_proc_cpuinfo():
+    assert fpmod._cpu_identity(X86_CPUINFO) == {
+        "vendor": "AuthenticAMD", "family": 26, "model_number": 2, "stepping": 0,
+        "isa_flags": ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl"],
+    }
+    assert fpmod._cpu_identity(ARM_CPUINFO) == {
+        "vendor": "0x41", "family": 8, "model_number": "0xd4f", "stepping": 1,
+        "isa_flags": ["asimd", "asimddp", "sve", "sve2", "bf16", "i8mm"],
+    }
+    assert fpmod._cpu_identity(None) == {
+        "vendor": None, "family": None, "model_number": None, "stepping": None, "isa_flags": None,
+    }
+
+
+def test_class_rows_show_every_class_field():
+    rows = dict(fpmod.class_rows(_epyc(stepping=2)))
+    assert rows["family / model / stepping"] == "25 / 1 / 2"
+    assert rows["ISA level"].startswith("AVX2 (torch dispatch)") and "avx2" in rows["ISA level"]
+    assert "2 torch threads" in rows["cores / threads"] and rows["memory class"] == "24 GB"
+    assert rows["torch / backend"] == "torch 2.13 · BLAS mkl · oneDNN available"
+    assert rows["GPUs"] == "none"
+    gpus = dict(fpmod.class_rows({"gpus": [_gpu(), _gpu(index=1)]}))["GPUs"]
+    assert gpus == "2× NVIDIA H100 80GB HBM3 (80 GB, cc 9.0, 700 W, MIG Disabled)"
+    assert all(isinstance(v, str) for _, v in fpmod.class_rows({}))
 
 
 # Reported totals sit a little below the installed size (23.54 GiB on a 24 GiB VM,

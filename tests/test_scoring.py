@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from harness import scoring
 from harness.errors import UserInputError
+from harness.fingerprint import hardware_id
 from harness.records import write_json_atomic
 from harness.scoring import Preset, score_times
 
@@ -187,6 +188,16 @@ def test_bench_score_times_cli_prints_the_published_scores(tmp_path):
 # --------------------------------------------------------------------------- #
 
 
+def fingerprint(machine: str) -> dict:
+    """A version-2 fingerprint of the machine called ``machine`` (its CPU model)."""
+    fp = {"fingerprint_version": 2, "cpu": {"model": machine}, "memory_gb": 16.0, "gpus": []}
+    return {**fp, "hardware_id": hardware_id(fp)}
+
+
+def hw_class(machine: str) -> str:
+    return fingerprint(machine)["hardware_id"]
+
+
 def record(sub="a", workload="w", status="reached", t=10.0, steps=100, study=0, trial=0, ruleset="external",
            hw="hw-1", official=True, sweep="s1") -> dict:
     reached = status == "reached"
@@ -194,7 +205,7 @@ def record(sub="a", workload="w", status="reached", t=10.0, steps=100, study=0, 
         "schema_version": 1, "run_id": f"trial_{trial}", "experiment": ruleset, "workload": workload, "size": "tiny",
         "submission": {"name": sub, "kind": "optimizer"}, "optimizer": {"name": sub}, "norm": {"name": "batchnorm"},
         "status": status, "time_to_target_s": t if reached else None, "steps_to_target": steps if reached else None,
-        "official": official, "fingerprint": {"hardware_id": hw, "cpu": {"model": "x"}},
+        "official": official, "fingerprint": fingerprint(hw),
         "config": {"deep": {"nested": [1, 2]}}, "final_metrics": {"validation/accuracy": 0.9, "validation/loss": "nan"},
         "hyperparameters": {"optimizer": {"lr": 0.1}, "norm": {}},
         "tuning": {"ruleset": ruleset, "study": study, "trial": trial, "trial_id": f"{sub}-{workload}-{study}-{trial}-{hw}",
@@ -266,7 +277,7 @@ def test_corrupt_and_partial_records_are_skipped_with_a_warning(tmp_path):
     for name in ("time_to_target.csv", "profile.csv", "profile.png", "trials.parquet"):
         assert (out / name).stat().st_size > 0
     trials = pd.read_parquet(out / "trials.parquet")
-    assert len(trials) == 2 and set(trials["hardware_id"]) == {"hw-1"}
+    assert len(trials) == 2 and set(trials["hardware_id"]) == {hw_class("hw-1")}
     assert "config.deep.nested" not in trials.columns and "tuning.ruleset" in trials.columns
     ttt = pd.read_csv(out / "time_to_target.csv")
     assert {"workload", "submission", "time_s", "steps", "time_min_s", "time_max_s", "ratio"} <= set(ttt.columns)
@@ -276,13 +287,15 @@ def test_hardware_is_never_mixed_silently(tmp_path):
     recs = [record(sub="a", t=10.0, hw="hw-1"), record(sub="b", t=5.0, hw="hw-2"),
             record(sub="b", t=30.0, hw="hw-1", official=False)]
     board = scoring.score_records(recs)
-    assert [(g.ruleset, g.hardware_id) for g in board.groups] == [("external", "hw-1"), ("external", "hw-2")]
-    hw1 = board.groups[0]
+    groups = {g.hardware_id: g for g in board.groups}
+    assert sorted((g.ruleset, hw) for hw, g in groups.items()) == sorted(
+        [("external", hw_class("hw-1")), ("external", hw_class("hw-2"))])
+    hw1 = groups[hw_class("hw-1")]
     assert hw1.result.scores["a"] == 1.0 and hw1.official == {"a": True, "b": False}
-    assert board.scores.loc[board.scores["submission"] == "b", "official"].tolist() == [False, True]
+    assert groups[hw_class("hw-2")].official == {"b": True}
     mixed = scoring.score_records(recs, allow_mixed_hardware=True)
     (g,) = mixed.groups
-    assert g.hardware_id == "mixed" and g.mixed_hardware and g.hardware_ids == ["hw-1", "hw-2"]
+    assert g.hardware_id == "mixed" and g.mixed_hardware and g.hardware_ids == sorted(map(hw_class, ["hw-1", "hw-2"]))
     assert g.result.scores.index[0] == "b"  # 5 s on hw-2 beats everything once mixed
     assert mixed.scores["mixed_hardware"].all()
 
@@ -293,6 +306,132 @@ def test_hardware_is_never_mixed_silently(tmp_path):
     r = CliRunner().invoke(app, ["score", str(tmp_path), "--allow-mixed-hardware", "--out", str(tmp_path / "lb")])
     assert r.exit_code == 0, r.output
     assert "mixed hardware" in r.output and "unofficial" in r.output
+
+
+def test_a_legacy_record_never_pools_with_a_new_class_of_the_same_stored_id():
+    new = record(sub="a", t=10.0)
+    # written before fingerprint version 2: its stored id is all it has, even one that collides
+    legacy = record(sub="b", t=5.0)
+    legacy["fingerprint"] = {"hardware_id": new["fingerprint"]["hardware_id"], "cpu": {"model": "AMD EPYC"}}
+    board = scoring.score_records([new, legacy])
+    assert sorted(g.hardware_id for g in board.groups) == sorted([hw_class("hw-1"), "legacy-" + hw_class("hw-1")])
+    assert all(g.result.scores.iloc[0] == 1.0 and len(g.result.scores) == 1 for g in board.groups)
+    assert not any(g.mixed_hardware for g in board.groups)
+    # the stored id of a version-2 record is not what groups it: its fields are
+    stale = {**new, "fingerprint": {**new["fingerprint"], "hardware_id": "hw-stale"}}
+    assert [g.hardware_id for g in scoring.score_records([stale]).groups] == [hw_class("hw-1")]
+
+
+def with_budget(rec: dict, factor: float | None = 1.0, reference: str = "hw-ref") -> dict:
+    """``rec`` with a reference-work budget: ``factor`` = its s/step over the reference class's."""
+    budget = {"basis": "reference_work", "max_runtime_s": 41.0 * (factor or 1.0), "reference_steps": 600,
+              "budget_steps": 896, "budget_fraction": 0.67, "multiplier": 1.0, "reference_max_runtime_s": 41.0,
+              "reference_hardware_id": reference, "reference_s_per_step": 0.03 if factor else None,
+              "speed_factor": factor, "speed": {"s_per_step": 0.03 * (factor or 1.0), "cached": True}}
+    return {**rec, "budget": budget}
+
+
+def fixed_budget(rec: dict) -> dict:
+    return {**rec, "budget": {"basis": "fixed", "max_runtime_s": 60.0, "multiplier": 1.0}}
+
+
+def test_normalize_sets_hardware_classes_side_by_side_in_reference_seconds():
+    recs = [with_budget(record(sub="a", t=10.0, hw="hw-1"), 1.0), with_budget(record(sub="b", t=4.0, hw="hw-2"), 0.5)]
+    # without --normalize: one board per class, each submission alone and fastest
+    plain = scoring.score_records(recs)
+    assert sorted(g.hardware_id for g in plain.groups) == sorted(map(hw_class, ["hw-1", "hw-2"]))
+    assert all(len(g.result.scores) == 1 for g in plain.groups)
+
+    board = scoring.score_records(recs, normalize=True)
+    (g,) = board.groups
+    assert g.hardware_id == "normalised to hw-ref (approximate)" and g.normalized and g.normalized_to == "hw-ref"
+    assert g.hardware_ids == sorted(map(hw_class, ["hw-1", "hw-2"])) and g.records == 2
+    # 4 s on a machine twice as fast as the reference is 8 reference seconds
+    assert g.result.times.loc["a", "w-tiny"] == 10.0 and g.result.times.loc["b", "w-tiny"] == 8.0
+    assert list(g.result.scores.index) == ["b", "a"] and g.result.scores["b"] == 1.0
+    assert g.result.ratios.loc["a", "w-tiny"] == pytest.approx(1.25)
+    assert g.result.scores["a"] == pytest.approx(step_score(0.0, 1.25), abs=1e-12)
+    assert board.warnings == [] and board.normalize
+    assert list(board.trials["speed_factor"]) == [1.0, 0.5] and list(board.trials["time_s_normalized"]) == [10.0, 8.0]
+    assert list(board.trials["time_to_target_s"]) == [10.0, 4.0]  # raw seconds stay raw
+    assert set(board.scores["hardware_id"]) == {g.hardware_id}
+
+    # the 4x cut-off applies to normalised times: 3.5 s at factor 0.1 is 35 reference s > 4 x 8
+    slow = with_budget(record(sub="c", t=3.5, hw="hw-3"), 0.1)
+    (g,) = scoring.score_records([*recs, slow], normalize=True).groups
+    assert g.result.times.loc["c", "w-tiny"] == pytest.approx(35.0) and math.isinf(g.result.ratios.loc["c", "w-tiny"])
+    assert g.result.scores["c"] == 0.0
+
+
+def test_normalize_leaves_out_records_without_a_speed_factor_and_says_why():
+    recs = [with_budget(record(sub="a", t=10.0, hw="hw-1"), 1.0), with_budget(record(sub="b", t=4.0, hw="hw-2"), 0.5),
+            fixed_budget(record(sub="c", t=1.0, hw="hw-1")), fixed_budget(record(sub="c", workload="v", t=1.0, hw="hw-1")),
+            record(sub="d", t=1.0, hw="hw-2"),  # older record: no budget block
+            with_budget(record(sub="e", t=1.0, hw="hw-2"), None)]  # calibration without reference s/step
+    board = scoring.score_records(recs, normalize=True)
+    (g,) = board.groups
+    assert list(g.result.scores.index) == ["b", "a"] and g.records == 2
+    text = "\n".join(board.warnings)
+    assert "2 record(s), budget in fixed seconds: cannot be normalised" in text
+    assert "1 record(s), no budget block" in text and "1 record(s), no speed factor" in text
+    assert all("ruleset external" in w and "cannot be normalised" in w for w in board.warnings)
+    assert len(board.warnings) == 3
+    # everything left out: no board, still the reasons
+    only_fixed = scoring.score_records(recs[2:4], normalize=True)
+    assert only_fixed.groups == [] and "budget in fixed seconds" in only_fixed.warnings[0]
+
+
+def test_normalize_never_pools_records_calibrated_on_different_reference_classes():
+    recs = [with_budget(record(sub="a", t=10.0, hw="hw-1"), 1.0, reference="hw-ref1"),
+            with_budget(record(sub="b", t=4.0, hw="hw-2"), 0.5, reference="hw-ref2"),
+            with_budget(record(sub="c", t=6.0, hw="hw-2"), 0.5, reference="hw-ref1"),
+            with_budget(record(sub="d", t=6.0, hw="hw-1", ruleset="self"), 1.0, reference="hw-ref1")]
+    board = scoring.score_records(recs, normalize=True)
+    got = {(g.ruleset, g.hardware_id): g for g in board.groups}
+    assert sorted(got) == [("external", "normalised to hw-ref1 (approximate)"),
+                           ("external", "normalised to hw-ref2 (approximate)"),
+                           ("self", "normalised to hw-ref1 (approximate)")]
+    ref1 = got[("external", "normalised to hw-ref1 (approximate)")]
+    assert list(ref1.result.scores.index) == ["a", "c"] and ref1.result.times.loc["c", "w-tiny"] == 12.0
+    assert ref1.hardware_ids == sorted(map(hw_class, ["hw-1", "hw-2"]))
+    ref2 = got[("external", "normalised to hw-ref2 (approximate)")]
+    assert list(ref2.result.scores.index) == ["b"] and ref2.hardware_ids == [hw_class("hw-2")]
+
+
+def test_normalize_and_allow_mixed_hardware_exclude_each_other():
+    with pytest.raises(UserInputError, match="--normalize and --allow-mixed-hardware"):
+        scoring.score_records([with_budget(record())], normalize=True, allow_mixed_hardware=True)
+
+
+def test_bench_score_normalize_cli(tmp_path):
+    recs = [with_budget(record(sub="a", t=10.0, hw="hw-1"), 1.0), with_budget(record(sub="b", t=4.0, hw="hw-2"), 0.5),
+            fixed_budget(record(sub="c", t=1.0, hw="hw-1"))]
+    paths = [write(tmp_path / "res", rec, f"r{i}") for i, rec in enumerate(recs)]
+    from harness.cli import app
+
+    out = tmp_path / "lb"
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "res"), "--normalize", "--out", str(out)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # rich wraps titles to the table's width
+    classes = ", ".join(sorted(map(hw_class, ["hw-1", "hw-2"])))
+    assert f"normalised to hw-ref (approximate): 2 classes ({classes}) · 2 records" in text
+    assert "budget in fixed seconds: cannot be normalised" in text and str(paths[2]) in r.output.replace("\n", "")
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores["submission"]) == ["b", "a"] and set(scores["hardware_id"]) == {"normalised to hw-ref (approximate)"}
+    ttt = pd.read_csv(out / "time_to_target.csv").set_index("submission")
+    assert ttt.loc["b", "time_s"] == 8.0 and set(ttt["hardware_id"]) == {"normalised to hw-ref (approximate)"}
+    trials = pd.read_parquet(out / "trials.parquet").set_index("label")
+    assert trials.loc["b", "speed_factor"] == 0.5 and trials.loc["b", "time_s_normalized"] == 8.0
+    assert math.isnan(trials.loc["c", "speed_factor"]) and math.isnan(trials.loc["c", "time_s_normalized"])
+
+    # without the flag: separate boards, and a pointer to it
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "res"), "--out", str(out)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "approximate" not in r.output and "--normalize" in r.output
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "res"), "--normalize", "--allow-mixed-hardware"])
+    assert r.exit_code == 2 and "do not go together" in r.output
+    r = CliRunner().invoke(app, ["score", "--times", str(tmp_path / "t.csv"), "--normalize"])
+    assert r.exit_code == 2 and "--times" in r.output
 
 
 def test_rulesets_are_scored_separately_and_plain_runs_are_untuned():

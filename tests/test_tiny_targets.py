@@ -1,18 +1,18 @@
-"""Every tiny target is reachable: the tuned baseline it was calibrated on gets there.
+"""Every tiny target is reachable: the tuned baseline it was calibrated on gets there
+within the work its budget buys, on any machine.
 
-A size's ``target_setting`` (harness/api.py) names the optimizer and
-hyperparameters ``bench calibrate`` picked, and the steps each seed took to the
-target. This reruns the fastest of those seeds through the real runner and
-checks it reaches the target within the calibration's step count, at the same
-eval step (one eval of slack) when the machine is of the calibration's hardware class. On another
-class (other CPU kernels round differently) seeds do not reproduce, so the test
-tries the calibrated seeds in turn, each with the steps the reference budget
-buys (1.5x the calibrated steps), and passes at the first that reaches.
-The timed budget is lifted, so a busy machine cannot fail the test
-(seconds are the benchmarks' business: benchmarks/eval_share.py and
-docs/calibration.md); the record is therefore unofficial.
+A tiny size states its budget as reference work (``Size.reference_steps``, the
+tuned baseline's median steps to the target; harness/speed.py turns it into
+each machine's seconds), and ``target_setting`` records the calibration: the
+optimizer and hyperparameters, each seed's steps to the target, the spread of
+those steps. Seeds do not reproduce across hardware classes (other CPU kernels
+round differently), so the reach test does not replay a calibrated trajectory:
+it runs the calibrated seeds in turn with a step budget (the steps the budget
+buys, plus the spread the calibration measured) and passes at the first that
+reaches. The timed budget is lifted, so a busy machine cannot fail the test
+(seconds are the benchmarks' business); the record is therefore unofficial.
 
-Slow: one real training run per workload, 20-50 s each on 2 cores.
+Slow: one real training run per workload (more after a miss), 10-60 s each on 2 cores.
 """
 
 from __future__ import annotations
@@ -21,15 +21,36 @@ import math
 
 import pytest
 
+from harness import api
 from harness.calibrate import tuned_baseline
-from harness.fingerprint import collect
 from harness.records import read_metrics
 from harness.registry import Registry
 from harness.runner import execute, plan_run
 
 REGISTRY = Registry(entry_points=False)
-BUDGET_FRACTION = 0.67  # bench calibrate's: budget = the median seed's time / 0.67
 TINY = sorted(name for name, e in REGISTRY.workloads.items() if "tiny" in e.info.sizes)
+MIN_SEEDS_WITHIN_BUDGET = 4  # of 5: a target the baseline itself misses often makes reach-or-miss a coin flip
+
+
+def _size(workload: str) -> api.Size:
+    return REGISTRY.workloads[workload].info.sizes["tiny"]
+
+
+@pytest.mark.parametrize("workload", TINY)
+def test_each_tiny_budget_is_reference_work_its_schedule_fills(workload):
+    size = _size(workload)
+    setting = size.target_setting
+    assert setting and size.reference_steps, f"{workload} tiny has no reference work: run bench calibrate"
+    # The schedule ends where the budget does: no third of the budget at lr 0.
+    assert size.step_hint == size.budget_steps == math.ceil(size.reference_steps / api.BUDGET_FRACTION)
+    # The calibration the numbers come from: the median seed set the reference
+    # steps, and at least 4 of 5 seeds reached within the budget's steps.
+    steps = sorted(math.inf if s is None else s for s in setting["steps_to_target"].values())
+    assert size.reference_steps == steps[len(steps) // 2]
+    assert sum(s <= size.budget_steps for s in steps) >= MIN_SEEDS_WITHIN_BUDGET, steps
+    # The budget in seconds on the calibration's class is the same rule at its measured speed.
+    assert setting["hardware_id"].startswith("hw-") and setting["seconds_per_step"] > 0
+    assert size.max_runtime_s == pytest.approx(size.reference_steps * setting["seconds_per_step"] / api.BUDGET_FRACTION, rel=0.01)
 
 
 def _run(workload, size, seed, max_steps, tmp_path):
@@ -42,37 +63,21 @@ def _run(workload, size, seed, max_steps, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("workload", TINY)
 def test_tuned_baseline_reaches_the_tiny_target(tmp_path, workload):
-    size = REGISTRY.workloads[workload].info.sizes["tiny"]
-    assert size.target_setting, f"{workload} tiny has no recorded target-setting run: run bench calibrate"
-    calibrated = {int(k): v for k, v in size.target_setting["steps_to_target"].items()}
-    steps = size.target_setting["steps"]
-    if collect()["hardware_id"] == size.target_setting.get("hardware_id"):
-        # The calibration's hardware class: the fastest seed reproduces, so it
-        # must reach at its calibrated eval step (one eval of slack, for CPUs of
-        # one class that still differ in microcode or library builds).
-        seed = min((s for s in calibrated if calibrated[s] is not None), key=calibrated.get)
-        result = _run(workload, size, seed, steps, tmp_path)
-        rec = result.record
-        assert rec["status"] == "reached", f"seed {seed} reproduced and missed: {rec['reason']}"
-        assert abs(rec["steps_to_target"] - calibrated[seed]) <= (size.eval_every_steps or 0), (rec["steps_to_target"], calibrated[seed])
-        _assert_first_eval_that_meets(size, result)
-        return
-    # Another class rounds differently (other CPU kernels), so seeds do not
-    # reproduce: each is a fresh draw against a target the median seed set.
-    # The budget is the median seed's time / 0.67, so on the reference machine
-    # it buys about 1.5x the calibrated steps; any calibrated seed reaching
-    # within that shows the target is in reach here.
-    max_steps = math.ceil(steps / BUDGET_FRACTION)
+    size = _size(workload)
+    setting = size.target_setting
+    calibrated = {int(k): v for k, v in setting["steps_to_target"].items()}
+    # The budget's steps, widened by the spread of steps-to-target the
+    # calibration measured over its seeds (another class is another draw).
+    max_steps = math.ceil(size.budget_steps * (1 + (setting.get("cv_steps_to_target") or 0.0)))
+    seeds = sorted((s for s in calibrated if calibrated[s] is not None), key=lambda s: (calibrated[s], s))
     misses = []
-    for seed in sorted(calibrated, key=lambda s: (calibrated[s] is None, calibrated[s] or 0, s)):
+    for seed in seeds:
         result = _run(workload, size, seed, max_steps, tmp_path)
         if result.record["status"] == "reached":
-            _assert_first_eval_that_meets(size, result)
+            rows = read_metrics(result.run_dir)
+            assert size.target.met(rows[-1]) and not any(size.target.met(r) for r in rows[:-1])
             return
         misses.append(f"seed {seed}: {result.record['reason']}")
-    pytest.fail(f"no calibrated seed of the tuned baseline reached the {workload} tiny target in {max_steps} steps: {misses}")
-
-
-def _assert_first_eval_that_meets(size, result):
-    target, rows = size.target, read_metrics(result.run_dir)
-    assert target.met(rows[-1]) and not any(target.met(r) for r in rows[:-1])
+        if len(misses) == 3:
+            break  # at 4 of 5 seeds reaching, three misses in a row happen less than once in a hundred
+    pytest.fail(f"the tuned baseline missed the {workload} tiny target in {max_steps} steps: {misses}")

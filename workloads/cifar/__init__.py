@@ -16,6 +16,7 @@ TINY = Size(
     target=Target(metric="accuracy", validation=0.9639, direction="max"),
     max_runtime_s=41.0,
     step_hint=1500,
+    reference_steps=700,
     eval_every_steps=100,
     device="cpu",
     calibration=(
