@@ -101,7 +101,8 @@ def cache_key(entry, size: api.Size, threads: int, hardware_id: str | None, regi
     optimizer, hp, norm = _baseline(entry, size, registry, point)
     return stable_hash({
         "format": FORMAT, "method": _method(), "hardware_id": hardware_id, "threads": threads,
-        "torch": torch.__version__, "workload": entry.info.name, "size": asdict(size) | {"target": None},
+        "torch": torch.__version__, "workload": entry.info.name,
+        "size": {k: getattr(size, k) for k in ("name", "dataset", "model", "batch_size", "device", "step_hint")},
         "workload_code": _task_package_sha(entry.info.task), "optimizer": optimizer.sha256, "norm": norm.sha256,
         "hyperparameters": dict(hp),
     }, length=24)

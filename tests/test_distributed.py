@@ -127,7 +127,11 @@ def test_bench_run_nproc_launches_torchrun():
 def test_bench_run_nproc_2_cifar_groupnorm_matches_one_process(tmp_path):
     """The real workload through the CLI: cifar tiny, GroupNorm, 20 steps."""
     args = ["--workload", "cifar", "--size", "tiny", "--norm", "groupnorm", "--output"]
-    over = ["budget.max_steps=20", "eval.every_steps=10", "threads=1"]
+    # Two ranks sum gradients in another order than one process: the runs agree
+    # to float rounding, which training amplifies with the learning rate. A long
+    # warm-up (45 of the 896-step hint) keeps the 20 steps' rates small enough
+    # that rounding stays near 1e-5 instead of growing past the tolerance.
+    over = ["budget.max_steps=20", "eval.every_steps=10", "threads=1", "optimizer.warmup_fraction=0.05"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     bench = [sys.executable, "-m", "harness.cli", "run"]
     ddp = subprocess.run([*bench, "--nproc", "2", *args, str(tmp_path / "ddp"), *over],

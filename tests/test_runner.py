@@ -155,10 +155,8 @@ def test_hyperparameter_override_reaches_the_optimizer(tmp_path):
 
 
 def test_a_pinned_hardware_class_makes_runs_elsewhere_unofficial(tmp_path):
-    from harness.fingerprint import collect
-
-    here = collect()["hardware_id"]
     rec = _run(tmp_path / "a", info=fakes.fake_info(), overrides=["hardware_id=hw-000000000000"]).record
+    here = rec["fingerprint"]["hardware_id"]  # the run's class (its threads are the runner's, not this process's)
     assert rec["status"] == "reached"  # it runs and is recorded ...
     assert rec["official"] is False  # ... but its seconds are not the pinned machine's
     assert rec["deviations"] == [f"hardware {here} is not the pinned hw-000000000000"]
