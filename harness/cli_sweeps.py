@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 import typer
 from rich.markup import escape
 
-from harness.cli import _user_errors, app, console, err_console
+from harness.cli import _planned_budget, _user_errors, app, console, err_console
 
 
 def _fmt_s(seconds: Any) -> str:
@@ -126,7 +126,8 @@ def _sweep_header(sweep) -> None:
         f" ({_plural(sweep.studies, 'study', 'studies')} x {_plural(sweep.trials_per_study, 'trial')}, search {rules.search}"
         + (f", search space: {sweep.search_space_source}" if rules.search != "none" else "")
         + ")\n"
-        f"  target validation/{t['metric']} {sign} {t['value']:g} · budget {sweep.max_runtime_s:g} timed s per trial"
+        f"  target validation/{t['metric']} {sign} {t['value']:g} · budget "
+        + (_planned_budget(sweep.trials[0].plan) if sweep.trials else f"{sweep.max_runtime_s:g} timed s") + " per trial"
         + (f" ({rules.budget_multiplier:g}x the size's)" if rules.budget_multiplier != 1 else "")
         + (f" · [yellow]unofficial: {', '.join(deviations)}[/]" if deviations else "")
         + f"\n  records {sweep.root}\n"

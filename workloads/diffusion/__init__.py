@@ -23,7 +23,7 @@ TINY = Size(
     max_runtime_s=24.4,
     step_hint=448,
     reference_steps=300,
-    eval_every_steps=100,  # 50 in the calibration: 16% of wall-clock in evaluation (aim 15%); its seeds reached at 400
+    eval_every_steps=100,  # 50 cost 16% of wall-clock in evaluation (aim 15%)
     device="cpu",
     calibration=(
         "bench calibrate, 2026-12-06 on hw-6d6b2c9acfb5: adamw at its recorded tuned point (no search), "
