@@ -5,7 +5,8 @@ validation target is met. Three kinds of code meet here:
 
 * a **workload** (``workloads/<family>/``) owns data, model, loss and evaluation
   and fixes, per *size*, the batch size, the target, the timed budget and the
-  step hint;
+  step hint (a tiny size's budget is reference work, tuned-baseline steps that
+  each machine turns into its own seconds: :class:`Size`, harness/speed.py);
 * an **optimizer submission** (``submissions/optimizers/<name>.py`` or a plugin)
   turns parameters into an optimizer and a learning-rate schedule;
 * a **norm submission** (``submissions/norms/<name>.py`` or a plugin) builds the

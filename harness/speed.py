@@ -80,16 +80,13 @@ def _task_package_sha(task_spec: str) -> str | None:
 def _baseline(entry, size: api.Size, registry, point=None):
     """(optimizer plugin, hyperparameters, norm plugin) of the size's tuned baseline,
     or of ``point`` = (optimizer name, hyperparameters) (bench calibrate's new one)."""
-    if point is not None:
-        optimizer = registry.submission(point[0], "optimizer")
-        hp = api.Hyperparameters({**dict(optimizer.meta.get("DEFAULTS", {})), **dict(point[1])})
-        return optimizer, hp, registry.submission(entry.info.default_norm, "norm")
-    if not size.target_setting:
-        raise UserInputError(f"{entry.info.name} {size.name} records no tuned baseline (Size.target_setting)")
-    optimizer = registry.submission(size.target_setting["optimizer"], "optimizer")
-    hp = api.Hyperparameters({**dict(optimizer.meta.get("DEFAULTS", {})), **dict(size.target_setting["hyperparameters"])})
-    norm = registry.submission(entry.info.default_norm, "norm")
-    return optimizer, hp, norm
+    if point is None:
+        if not size.target_setting:
+            raise UserInputError(f"{entry.info.name} {size.name} records no tuned baseline (Size.target_setting)")
+        point = (size.target_setting["optimizer"], size.target_setting["hyperparameters"])
+    optimizer = registry.submission(point[0], "optimizer")
+    hp = api.Hyperparameters({**dict(optimizer.meta.get("DEFAULTS", {})), **dict(point[1])})
+    return optimizer, hp, registry.submission(entry.info.default_norm, "norm")
 
 
 def cache_key(entry, size: api.Size, threads: int, hardware_id: str | None, registry, point=None) -> str:
@@ -133,7 +130,7 @@ def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registr
             torch.set_num_threads(threads)
             torch.manual_seed(derive_seed("speed", entry.info.name, size.name))
             task = _import_task(entry.info.task)(size, device, data_dir, derive_seed(0, "data"))
-            model = build_model(task, norm_sub, norm_plugin_hp(norm_plugin), device)
+            model = build_model(task, norm_sub, api.Hyperparameters(dict(norm_plugin.meta.get("DEFAULTS", {}) or {})), device)
             params = typed_parameters(model, task.param_types(model))
             optimizer, schedule = build_optimizer(optimizer_sub, params, hp, size.step_hint)
             ctx = api.StepContext(model=model, optimizer=optimizer, schedule=schedule, batch=None, step=0, hp=hp,
@@ -156,10 +153,6 @@ def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registr
         np.random.set_state(np_state)
         torch.set_num_threads(old_threads)
     return chunks, _method()
-
-
-def norm_plugin_hp(norm_plugin) -> api.Hyperparameters:
-    return api.Hyperparameters(dict(norm_plugin.meta.get("DEFAULTS", {}) or {}))
 
 
 def _cache_path(key: str) -> Path | None:
