@@ -82,11 +82,13 @@ BUDGET_FRACTION = 0.67
 
 @dataclass(frozen=True)
 class Target:
-    """The validation (and optional test) value that ends a run as `reached`.
+    """The validation value that ends a run as `reached`, and an optional test value.
 
     ``metric`` names the quantity; evaluations report it as
-    ``validation/<metric>`` and ``test/<metric>``. As in AlgoPerf, the target is
-    met when the value is strictly better than the threshold.
+    ``validation/<metric>`` and ``test/<metric>``. As in AlgoPerf, a target is
+    met when the value is strictly better than the threshold, and a run is
+    timed to the validation target alone (:meth:`met`); the test target is
+    reported beside it (:meth:`test_met`), never waited for.
     """
 
     metric: str
@@ -100,11 +102,19 @@ class Target:
         return value > threshold if self.direction == "max" else value < threshold
 
     def met(self, metrics: Mapping[str, float]) -> bool:
-        if not self._better(metrics.get(f"validation/{self.metric}"), self.validation):
-            return False
-        if self.test is not None:
-            return self._better(metrics.get(f"test/{self.metric}"), self.test)
-        return True
+        """Whether ``validation/<metric>`` meets the validation target: what ends a run as reached."""
+        return self._better(metrics.get(f"validation/{self.metric}"), self.validation)
+
+    def test_met(self, metrics: Mapping[str, float]) -> bool | None:
+        """Whether ``test/<metric>`` meets the test target; None when there is no test target.
+
+        Reported, not timed: AlgoPerf ends a run at the validation target and
+        states the test metric beside it. A missing or non-finite test value
+        counts as not met.
+        """
+        if self.test is None:
+            return None
+        return self._better(metrics.get(f"test/{self.metric}"), self.test)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -339,12 +349,48 @@ class Task:
 # --------------------------------------------------------------------------- #
 
 
+class TrainingView:
+    """The task as a submission sees it (``StepContext.task``): training only.
+
+    ``next_batch(step)``, ``loss(model, batch)``, ``param_types(model)``, and
+    the ``size`` and ``device`` the run was given. No validation or test data
+    and no ``evaluate``: evaluation is the harness's, untimed, and a
+    submission that could call it could tune on held-out data. Anything else
+    raises AttributeError naming what there is.
+
+    The methods are the task's own, bound once here, so a step calls them at
+    the same cost as on the task. A view states the contract and catches
+    accidental use; it is not a sandbox (Python code can reach the bound
+    methods' owner).
+    """
+
+    EXPOSED = ("next_batch", "loss", "param_types", "size", "device")
+    __slots__ = EXPOSED
+
+    def __init__(self, task: Any) -> None:
+        for name in self.EXPOSED:
+            object.__setattr__(self, name, getattr(task, name))
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not exposed.
+        raise AttributeError(
+            f"a submission sees the task for training only: {name!r} is not available "
+            f"(it has {', '.join(self.EXPOSED)}; validation and test data and evaluate() "
+            "belong to the harness)"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the task's training view is read-only (tried to set {name!r})")
+
+
 @dataclass
 class StepContext:
     """Everything a custom ``update`` (SAM, SMB, closures, ...) may use.
 
     ``loss_fn()`` runs a forward pass on the current batch and returns the
     mean loss; call it as often as the algorithm needs (every call is timed).
+    In a run, ``task`` is a :class:`TrainingView`: training batches and the
+    loss, never validation or test data, never ``evaluate``.
     """
 
     model: "nn.Module"
@@ -354,7 +400,7 @@ class StepContext:
     step: int
     hp: Hyperparameters
     step_hint: int
-    task: Task
+    task: "Task | TrainingView"
     extra: dict[str, Any] = field(default_factory=dict)  # submission's own state
 
     def loss_fn(self) -> "torch.Tensor":

@@ -164,6 +164,19 @@ def _summary(result, size) -> None:
     ttt = rec["time_to_target_s"]
     table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else "— (missed)")
     table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")
+    target = rec.get("target") or {}
+    if target.get("test_value") is not None:  # reported beside the time, as AlgoPerf: it never decides reached
+        sign = ">" if target.get("direction") == "max" else "<"
+        value = rec.get("test_value_at_target")
+        if rec.get("test_target_met") is None:
+            shown = "— (validation target not reached)"
+        elif not isinstance(value, (int, float)):
+            shown = f"missed (no test/{target.get('metric')}, target {sign} {target['test_value']:g})"
+        elif rec["test_target_met"]:
+            shown = f"met ({value:.4g} {sign} {target['test_value']:g})"
+        else:
+            shown = f"missed ({value:.4g}, target {sign} {target['test_value']:g})"
+        table.add_row("test target", shown)
     table.add_row("timed / eval / set-up", f"{rec['timed_s']:.2f} s / {rec['eval_s']:.2f} s / {rec['setup_s']:.2f} s")
     table.add_row("steps / evals", f"{rec['steps']} / {rec['evals']}")
     table.add_row("budget", speed_describe(rec["budget"]))

@@ -17,10 +17,17 @@ label              results/leaderboard name of the pairing: "lion", "groupnorm",
 hyperparameters    {"optimizer": {...}, "norm": {...}}
 seed, seeds        the run seed and the derived per-purpose seeds
 status             reached | budget_exhausted | diverged | interrupted | error | running
-reason             one line saying why the run stopped
+reason             one line saying why the run stopped; harness-detected errors say it plainly:
+                   "evaluation changed buffer <name>" (or "parameter <name>": evaluation must not
+                   change the model, harness/evalguard.py), "step did not return within N s (...)"
 target             {metric, value, direction, test_value}
-time_to_target_s   timed seconds at the first eval meeting the target (null when missed)
+time_to_target_s   timed seconds at the first eval meeting the validation target (null when missed);
+                   as in AlgoPerf the validation target alone decides ``reached``
 steps_to_target    training steps at that eval (null when missed)
+test_target_met    at that eval, whether test/<metric> met the test target: true | false; null when
+                   the run missed or the size sets no test target (metrics.jsonl rows carry it
+                   at every eval where a test target is set)
+test_value_at_target  test/<metric> at that eval (null when missed or not reported)
 timed_s            timed training seconds (steps, compilation, prepare_for_eval)
 eval_s             untimed evaluation seconds
 setup_s            untimed set-up seconds (data, model, optimizer)
@@ -33,13 +40,18 @@ budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s, st
                    reference_s_per_step, speed_factor (this machine's s/step over the reference's)
                    and speed {s_per_step, chunk_s_per_step, method, measured_at, cached, key, ...};
                    basis "fixed": max_runtime_s is the budget on any machine
+watchdog_s         the hard limit in seconds on one training segment (eval boundary to eval boundary)
+                   and on one evaluation: config watchdog.limit_s, else watchdog.factor x the timed
+                   budget; null: none. Past it the run ends with status error, reason
+                   "step did not return within N s (...)" or "evaluation did not return ..."
 official           false when an override changed the size's budget, cadence or target, or the
                    run's hardware class is not the pinned one
 deviations         what made it unofficial, e.g. ["max_steps=200", "target.validation=0.5",
                    "hardware hw-032e52c8e30e is not the pinned hw-a5285d9436b7"]
 pinned_hardware_id the hardware class the config pinned (config key hardware_id), or null
 final_metrics      metrics of the last evaluation
-error              {type, message, traceback} when status is error
+error              {type, message, traceback} when status is error (type "WatchdogExpired": the
+                   traceback shows where the run's thread was stopped)
 fingerprint        hardware/software fingerprint, with hardware_id
 data_sha256        the task's digest of the exact data it loaded (Task.data_sha256), or null
 config             the fully composed configuration
@@ -50,7 +62,10 @@ tuning             sweep trials only: {ruleset, study, trial, trial_id, sweep_id
 execution          trials run by an executor: {executor, job_id, attempt, requeued, restart, ...}
 calibration        bench calibrate runs only: {identity, phase, index}
 digest             "sha256:<hex>" of the canonical JSON of everything above; the scorer
-                   skips a record whose digest does not match (edited after the fact)
+                   skips a record whose digest does not match (edited after the fact), and
+                   one whose time and steps to target are not those of the first line of
+                   its metrics.jsonl meeting its validation target (edited and resealed;
+                   harness/scoring.py, _log_problem)
 """
 
 from __future__ import annotations

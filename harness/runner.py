@@ -16,6 +16,25 @@ per-step bookkeeping is one host ``perf_counter()`` read (no sync) so a run
 can stop when its timed budget is spent and, for time-based cadences, know
 when an evaluation is due.
 
+A run is ``reached`` at the first evaluation whose validation metric meets
+the validation target, as in AlgoPerf; a test target, where set, is
+reported (``test_target_met``), never waited for.
+
+A watchdog (harness/watchdog.py) bounds every segment between eval
+boundaries and every evaluation by a hard limit (``watchdog.factor`` x the
+budget, or ``watchdog.limit_s``): a step or an evaluation that does not
+return ends the run with status ``error`` and a written record. It is armed
+and disarmed at eval boundaries only, outside the clock; its thread sleeps
+through the segment, so it adds nothing per step.
+
+Evaluation must leave the model as it found it: every parameter and buffer
+is snapshotted on the device just before ``evaluate`` and compared just after
+(harness/evalguard.py), at eval boundaries only and outside the clock. Any
+change (a norm layer updating running statistics in eval mode, say) ends the
+run with status ``error`` and a reason naming the tensor. A submission sees
+the task through ``api.TrainingView`` (batches, loss, parameter types): no
+validation or test data and no ``evaluate``.
+
 Use it from Python::
 
     from harness.runner import plan_run, execute
@@ -36,6 +55,7 @@ from typing import Any, Protocol
 from harness import api
 from harness.config import compose
 from harness.errors import OptbenchError, UserInputError
+from harness.evalguard import ModelSnapshot, check_evaluation
 from harness.records import (
     SCHEMA_VERSION,
     MetricsLog,
@@ -46,6 +66,13 @@ from harness.records import (
 )
 from harness.registry import Plugin, Registry, WorkloadEntry, size_of
 from harness.seeding import default_threads, derive_seed
+from harness.watchdog import Watchdog, WatchdogExpired
+
+
+class RunFailed(Exception):
+    """The harness ended the run (e.g. evaluation changed the model): the
+    message is the record's reason, as is."""
+
 
 EXIT_CODES = {"reached": 0, "budget_exhausted": 0, "diverged": 0, "error": 1, "interrupted": 130}
 
@@ -189,7 +216,9 @@ def plan_run(
     every_steps, every_s = cadence["every_steps"], cadence["every_s"]
     if every_steps is None and every_s is None:
         every_steps, every_s = size_spec.eval_every_steps, size_spec.eval_every_s
-    for name, value in (("eval.every_steps", every_steps), ("eval.every_s", every_s), ("budget.max_steps", budget["max_steps"])):
+    watchdog = config.get("watchdog") or {}
+    for name, value in (("eval.every_steps", every_steps), ("eval.every_s", every_s), ("budget.max_steps", budget["max_steps"]),
+                        ("watchdog.factor", watchdog.get("factor")), ("watchdog.limit_s", watchdog.get("limit_s"))):
         if value is not None and value <= 0:
             raise UserInputError(f"{name} must be positive, got {value}")
 
@@ -244,6 +273,22 @@ def _import_task(spec: str):
 
     module, _, cls = spec.partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def watchdog_limit(config: dict[str, Any], max_runtime_s: float) -> tuple[float | None, str]:
+    """(seconds a training segment or an evaluation may run, how that was set).
+
+    ``watchdog.limit_s`` when set, else ``watchdog.factor`` x the timed budget;
+    None (both null): no watchdog. A segment ends by the budget, so only a step
+    (or a hook) that overran the budget many times over trips it.
+    """
+    settings = config.get("watchdog") or {}
+    if settings.get("limit_s") is not None:
+        return float(settings["limit_s"]), "watchdog.limit_s"
+    if settings.get("factor") is not None:
+        factor = float(settings["factor"])
+        return factor * max_runtime_s, f"watchdog: {factor:g} x the timed budget of {max_runtime_s:.3g} s"
+    return None, ""
 
 
 def execute(
@@ -350,6 +395,10 @@ def execute(
         "target": plan.size.target.as_dict(),
         "time_to_target_s": None,
         "steps_to_target": None,
+        # The test metric at the eval that met the validation target (null when
+        # missed); test_target_met is null too where the size sets no test target.
+        "test_target_met": None,
+        "test_value_at_target": None,
         "timed_s": 0.0,
         "eval_s": 0.0,
         "setup_s": None,
@@ -364,6 +413,7 @@ def execute(
             "eval_every_s": plan.eval_every_s,
             "step_hint": plan.size.step_hint,
         },
+        "watchdog_s": None,  # set below: the hard limit on one segment or evaluation
         "official": not deviations,
         "deviations": deviations,
         "pinned_hardware_id": pinned,
@@ -397,8 +447,12 @@ def execute(
         observer.on_start(plan, run_dir)
 
     step_task = distributed.ShardedTask(task, dist_env) if dist_env.active else task
-    loop = _Loop(plan, step_task, device, record, metrics_log, observer, wall0, dist_env)
+    limit_s, why = watchdog_limit(config, plan.max_runtime_s)
+    record["watchdog_s"] = limit_s
+    watchdog = Watchdog(limit_s, why)
+    loop = _Loop(plan, step_task, device, record, metrics_log, observer, wall0, dist_env, watchdog)
     try:
+        watchdog.start()  # its thread sleeps until a segment is armed
         # Untimed set-up 2: model, norm transform, optimizer, schedule.
         model = build_model(task, norm_sub, plan.hp_norm, device)
         record["model_parameters"] = count_parameters(model)
@@ -416,19 +470,30 @@ def execute(
             step=0,
             hp=plan.hp_optimizer,
             step_hint=plan.size.step_hint,
-            task=step_task,
+            task=api.TrainingView(step_task),  # training only: no held-out data, no evaluate
         )
         loop.train(ctx, optimizer_sub)
+    except WatchdogExpired:
+        # Disarm first in every handler: an expiry due now must not land in here.
+        watchdog.disarm()
+        loop.close_segment()
+        message = watchdog.fired or "step did not return within the watchdog's limit"
+        record["status"], record["reason"] = "error", message
+        # The traceback shows where the run's thread was when it was stopped.
+        record["error"] = {"type": "WatchdogExpired", "message": message, "traceback": traceback.format_exc()}
     except KeyboardInterrupt:
+        watchdog.disarm()
         loop.close_segment()
         record["status"], record["reason"] = "interrupted", "interrupted by the user (Ctrl-C)"
     except Exception as exc:
+        watchdog.disarm()
         loop.close_segment()
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         record["status"] = "error"
-        record["reason"] = f"{type(exc).__name__}: {message}".rstrip(": ")
+        record["reason"] = message if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {message}".rstrip(": ")
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
     finally:
+        watchdog.close()
         metrics_log.close()
         record["wall_s"] = time.perf_counter() - wall0
         record["finished_at"] = now_iso()
@@ -482,12 +547,13 @@ class _NoLog:
 class _Loop:
     """The timed training loop and its eval boundaries."""
 
-    def __init__(self, plan, task, device, record, metrics_log, observer, wall0: float, dist=None) -> None:
+    def __init__(self, plan, task, device, record, metrics_log, observer, wall0: float, dist=None, watchdog=None) -> None:
         import torch
 
         from harness.distributed import Dist
 
         self.dist = dist or Dist()
+        self.watchdog = watchdog or Watchdog(None)
         self.plan, self.task, self.device = plan, task, device
         self.record, self.metrics_log, self.observer = record, metrics_log, observer
         self.torch = torch
@@ -502,6 +568,9 @@ class _Loop:
         return time.perf_counter()
 
     def open_segment(self) -> None:
+        # Armed once per segment, before the clock starts: the watchdog costs
+        # the timed loop nothing per step.
+        self.watchdog.arm("step")
         self.segment_start = self._now()
 
     def close_segment(self) -> None:
@@ -509,6 +578,7 @@ class _Loop:
         if self.segment_start is not None:
             self.timed += self._now() - self.segment_start
             self.segment_start = None
+        self.watchdog.disarm()
         self.record["timed_s"] = self.timed
 
     def track_best(self, metrics: dict[str, float]) -> None:
@@ -573,19 +643,30 @@ class _Loop:
                 loss_sum = dist.mean(loss_sum)
             train_loss = float((loss_sum / steps_since_eval).item())
             eval_start = perf_counter()
-            metrics = None
+            metrics = problem = None
             if dist.is_main:
+                self.watchdog.arm("evaluation")
                 with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                     ctx.model.eval()
                     with torch.no_grad():
                         model = unwrap(ctx.model) if dist.active else ctx.model
+                        # Evaluation must not change the model: compared on the
+                        # device, before and after, untimed (harness/evalguard.py).
+                        snapshot = ModelSnapshot(model)
                         metrics = {k: float(v) for k, v in self.task.evaluate(model).items()}
+                        problem = check_evaluation(snapshot, model)
                     ctx.model.train()
-            metrics = dist.from_main(metrics)
+                self.watchdog.disarm()
+            metrics, problem = dist.from_main((metrics, problem))  # every rank stops together
             record["eval_s"] += perf_counter() - eval_start
             record["evals"] += 1
+            if problem is not None:
+                raise RunFailed(problem)
             lr = ctx.optimizer.param_groups[0].get("lr") if hasattr(ctx.optimizer, "param_groups") else None
             row = {"step": step, "timed_s": self.timed, "train/loss": train_loss, "lr": lr, **metrics}
+            target = plan.size.target
+            if target.test is not None:  # reported at every eval; only the validation target ends a run
+                row["test_target_met"] = target.test_met(metrics)
             row["wall_s"] = time.perf_counter() - self.wall0
             self.metrics_log.append(row)
             record["final_metrics"] = metrics
@@ -593,7 +674,6 @@ class _Loop:
             if self.observer:
                 self.observer.on_eval(row)
 
-            target = plan.size.target
             if not math.isfinite(train_loss):
                 record["status"], record["reason"] = "diverged", f"training loss became {train_loss} by step {step}"
                 return
@@ -601,6 +681,10 @@ class _Loop:
                 record["status"] = "reached"
                 record["time_to_target_s"], record["steps_to_target"] = self.timed, step
                 record["reason"] = f"validation {target.metric} {metrics.get('validation/' + target.metric):.4g} met the target {target.validation:g} at step {step}"
+                record["test_target_met"] = target.test_met(metrics)
+                record["test_value_at_target"] = metrics.get(f"test/{target.metric}")
+                if record["test_target_met"] is not None:
+                    record["reason"] += f"; {describe_test_target(target, metrics)}"
                 return
             if self.timed >= budget_s:
                 record["status"] = "budget_exhausted"
@@ -631,6 +715,15 @@ def short_of_target(target: api.Target, metrics: dict[str, float], best: float |
     if best is None:
         return f"no finite {key} (target {sign} {target.validation:g})"
     return f"best {key} {best:.4g}, target {sign} {target.validation:g}"
+
+
+def describe_test_target(target: api.Target, metrics: dict[str, float]) -> str:
+    """The test metric against its target at the eval that met the validation target
+    (reported as AlgoPerf does; it does not decide ``reached``)."""
+    value, sign = metrics.get(f"test/{target.metric}"), (">" if target.direction == "max" else "<")
+    shown = f"{value:.4g}" if isinstance(value, (int, float)) else "missing"
+    verdict = "met" if target.test_met(metrics) else "missed"
+    return f"test {target.metric} {shown} {verdict} its target {sign} {target.test:g}"
 
 
 def run(workload: str, submission: str | None = None, observer: Observer | None = None, **kwargs: Any) -> RunResult:

@@ -22,7 +22,7 @@ and ``compute_leaderboard_score``) step by step, in this order:
 6. **Score**: trapezoid area under ``rho`` over ``[1, max_tau]`` divided by
    ``max_tau - 1``, so 1.0 means fastest on every base workload.
 
-Verified against ``shared/fixtures/algoperf_v05_self/`` (AlgoPerf v0.5
+Verified against ``tests/fixtures/algoperf_v05_self/`` (AlgoPerf v0.5
 self-tuning, 6 submissions x 14 workloads): with the ``algoperf_v05`` preset
 this reproduces every published score to 4 decimals (``tests/test_scoring.py``).
 Details the fixture pins down:
@@ -79,7 +79,7 @@ import pandas as pd
 from harness.config import CONFIG_DIR, load_named_yaml, named_configs
 from harness.errors import UserInputError
 from harness.fingerprint import record_hardware_class
-from harness.records import DIGEST_KEY, RUN_FILE, digest_ok
+from harness.records import DIGEST_KEY, METRICS_FILE, RUN_FILE, digest_ok
 
 INF = math.inf
 FINISHED = ("reached", "budget_exhausted", "diverged", "error")  # records that are results
@@ -280,7 +280,9 @@ def _as_float(value: Any) -> float | None:
 
 def load_records(dirs: Sequence[str | Path]) -> Loaded:
     """Every ``run.json`` under ``dirs`` (any layout). Unreadable, truncated,
-    incomplete or unfinished records are skipped with a warning naming the file."""
+    incomplete or unfinished records are skipped with a warning naming the file,
+    and so are records that disagree with their own ``metrics.jsonl``
+    (:func:`_log_problem`)."""
     records: list[dict[str, Any]] = []
     notes: list[str] = []
     seen: set[Path] = set()
@@ -304,6 +306,8 @@ def load_records(dirs: Sequence[str | Path]) -> Loaded:
             problem = _record_problem(rec)
             if problem is None and digest_ok(rec) is False:
                 problem = "edited after optbench wrote it (its digest does not match its contents)"
+            if problem is None:
+                problem = _log_problem(rec, path.parent / METRICS_FILE)
             if problem:
                 notes.append(f"skipped {path}: {problem}")
                 continue
@@ -343,6 +347,112 @@ def _record_problem(rec: Any) -> str | None:
         steps, steps_to = rec.get("steps"), rec.get("steps_to_target")
         if isinstance(steps, int) and isinstance(steps_to, int) and not 0 < steps_to <= steps:
             return f"steps_to_target {steps_to} is outside 1..steps ({steps})"
+    return None
+
+
+def _log_target(rec: Mapping[str, Any]):
+    """The record's validation target as an ``api.Target`` (test target left
+    out: reached means the validation target met, as AlgoPerf), or None."""
+    from harness.api import Target  # torch-free
+
+    t = rec.get("target")
+    if not isinstance(t, Mapping):
+        return None
+    value = _as_float(t.get("value"))
+    if not isinstance(t.get("metric"), str) or value is None or t.get("direction") not in ("max", "min"):
+        return None
+    return Target(t["metric"], value, t["direction"])
+
+
+def _log_rows(path: Path) -> list[tuple[int, Any]] | str:
+    """(line number, parsed JSON) of every line of a metrics.jsonl, or why it
+    cannot be read. A torn last line (a crash mid-write) is left out, as
+    ``records.read_metrics`` does; a bad line before the last is not."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"its {METRICS_FILE} is unreadable ({type(exc).__name__})"
+    numbered = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
+    rows = []
+    for k, (i, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if k == len(numbered) - 1:
+                continue
+            return f"its {METRICS_FILE} line {i} is not JSON"
+        if not isinstance(row, dict):
+            return f"its {METRICS_FILE} line {i} is not a JSON object"
+        rows.append((i, row))
+    return rows
+
+
+def _log_problem(rec: Mapping[str, Any], log_path: Path) -> str | None:
+    """Why a record disagrees with its own ``metrics.jsonl``, or None.
+
+    The runner ends a run as ``reached`` at the first evaluation whose
+    ``validation/<metric>`` is strictly better than the target and whose timed
+    seconds are within the budget, and writes that evaluation's step and
+    timed seconds both to the record and to the log. So:
+
+    * ``reached``: the first line meeting the target must have ``step`` equal to
+      ``steps_to_target`` and ``timed_s`` equal to ``time_to_target_s`` (to 1e-9 s);
+    * ``budget_exhausted``: no line may meet the target with ``timed_s`` within
+      the budget's ``max_runtime_s``.
+
+    A record edited by hand and resealed (its digest recomputed) is caught here
+    unless the log was rewritten to match. A sealed ``reached`` record without
+    a log or a target cannot be checked and is left out; an unsealed one
+    (already reported as having no digest) is counted as it is. A log that
+    exists but cannot be read is always a problem.
+    """
+    status = rec.get("status")
+    if status not in ("reached", "budget_exhausted"):
+        return None
+    sealed = DIGEST_KEY in rec
+    target = _log_target(rec)
+    if not log_path.is_file():
+        if status == "reached" and sealed:
+            return f"status reached but no {METRICS_FILE} beside it to check its time to target against"
+        return None
+    if target is None:
+        if status == "reached" and sealed:
+            return "status reached but no usable target {metric, value, direction} to check its log against"
+        return None
+    rows = _log_rows(log_path)
+    if isinstance(rows, str):
+        return rows
+    key, sign = f"validation/{target.metric}", (">" if target.direction == "max" else "<")
+
+    def meets(row: Mapping[str, Any]) -> bool:
+        value = _as_float(row.get(key))
+        if value is None or not math.isfinite(value):
+            return False
+        return value > target.validation if target.direction == "max" else value < target.validation
+
+    meeting = [(i, row) for i, row in rows if meets(row)]
+    if status == "reached":
+        if not meeting:
+            return (f"status reached but no line of its {METRICS_FILE} meets its target "
+                    f"({key} {sign} {target.validation:g})")
+        i, row = meeting[0]
+        where = f"the first line of its {METRICS_FILE} meeting its target (line {i}, {key} {row.get(key)})"
+        steps, row_step = _as_float(rec.get("steps_to_target")), _as_float(row.get("step"))
+        if row_step is None or steps != row_step:
+            return f"steps_to_target {rec.get('steps_to_target')} disagrees with {where}: step {row.get('step')}"
+        t, row_t = _as_float(rec.get("time_to_target_s")), _as_float(row.get("timed_s"))
+        if t is None or row_t is None or not abs(t - row_t) <= 1e-9:
+            return f"time_to_target_s {rec.get('time_to_target_s')!r} disagrees with {where}: timed_s {row.get('timed_s')!r}"
+        return None
+    budget = rec.get("budget")
+    limit = _as_float(budget.get("max_runtime_s")) if isinstance(budget, Mapping) else None
+    limit = math.inf if limit is None else limit
+    for i, row in meeting:
+        row_t = _as_float(row.get("timed_s"))
+        if row_t is None or row_t <= limit:
+            return (f"status budget_exhausted but line {i} of its {METRICS_FILE} meets its target "
+                    f"({key} {row.get(key)} {sign} {target.validation:g}) at step {row.get('step')}, "
+                    f"timed_s {row.get('timed_s')!r}, within the budget of {limit:g} s")
     return None
 
 

@@ -134,7 +134,7 @@ def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registr
             params = typed_parameters(model, task.param_types(model))
             optimizer, schedule = build_optimizer(optimizer_sub, params, hp, size.step_hint)
             ctx = api.StepContext(model=model, optimizer=optimizer, schedule=schedule, batch=None, step=0, hp=hp,
-                                  step_hint=size.step_hint, task=task)
+                                  step_hint=size.step_hint, task=api.TrainingView(task))  # as in a run
             chunks: list[float] = []
             step = 0
             for chunk in range(-1, CHUNKS):  # chunk -1 is the warm-up

@@ -19,7 +19,7 @@ from harness.records import write_json_atomic
 from harness.scoring import Preset, score_times
 
 INF = math.inf
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "algoperf_v05_self"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "algoperf_v05_self"  # AlgoPerf's published data
 TAUS = np.linspace(1, 4, 100)
 H = 3 / 99  # spacing of the tau grid
 
@@ -143,7 +143,6 @@ def test_times_csv_reads_inf_and_blank_as_miss_and_splits_rulesets(tmp_path):
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present (it lives in the shared folder beside the repo)")
 def test_reproduces_algoperf_v05_self_tuning_scores():
     published = pd.read_csv(FIXTURE / "scores_published.csv").set_index("submission")["score"]
     (result,) = scoring.score_times_csv(FIXTURE / "times_self.csv", "algoperf_v05").values()
@@ -170,7 +169,6 @@ def test_optbench_tiny_preset_names_every_tiny_workload():
     assert result.scores["a"] == pytest.approx(3 / 4)
 
 
-@pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"fixture {FIXTURE} is not present")
 def test_bench_score_times_cli_prints_the_published_scores(tmp_path):
     from harness.cli import app
 

@@ -21,8 +21,10 @@ Implemented by ``pytorch_optimizer.Muon`` (pytorch-optimizer 4.1.0) with one
 so mixed groups are handled exactly as above, with Keller Jordan's shape
 factor (``use_adjusted_lr=False``, not Moonlight's 0.2 * sqrt(max dim)).
 tests/test_optimizers_packaged.py checks both of its code paths against a
-float64 re-implementation (to bfloat16 accuracy) and that matrices and conv
-kernels really get near-orthogonal updates. The warmup + cosine schedule
+float64 re-implementation (exactly with the package's Newton-Schulz run in
+float64, to bfloat16 accuracy as shipped) on tall, wide and square matrices,
+where Nesterov, plain and no momentum differ by far more than the tolerance,
+and that matrices and conv kernels really get near-orthogonal updates. The warmup + cosine schedule
 scales both base rates alike. Defaults: Muon's lr 0.02, momentum 0.95,
 Nesterov, 5 NS steps; AdamW lr 2e-3, betas (0.9, 0.95), eps 1e-10 for the rest.
 """

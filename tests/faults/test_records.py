@@ -14,6 +14,7 @@ import pytest
 from harness import scoring
 from harness.records import make_run_dir, read_metrics, seal, write_json_atomic
 from tests.test_scoring import record
+from tests.test_scoring_logs import reseal, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,8 +25,8 @@ def _write(path: Path, rec: dict) -> Path:
 
 
 def test_scorer_skips_an_edited_record_and_names_it(tmp_path):
-    honest = _write(tmp_path / "a" / "run.json", seal(record(sub="a", t=10.0)))
-    _write(tmp_path / "b" / "run.json", seal(record(sub="b", t=30.0)))
+    honest = write_run(tmp_path / "a", record(sub="a", t=10.0))  # sealed, with a log that agrees
+    write_run(tmp_path / "b", record(sub="b", t=30.0))
     edited_path = tmp_path / "c" / "run.json"
     edited = seal(record(sub="c", t=50.0))
     edited["time_to_target_s"] = 5.0  # a hand edit that would top the leaderboard
@@ -37,6 +38,25 @@ def test_scorer_skips_an_edited_record_and_names_it(tmp_path):
     text = "\n".join(board.warnings)
     assert str(edited_path) in text and "digest" in text
     assert str(honest) not in text  # sealed, intact records raise no warning
+
+
+def test_scorer_skips_a_record_edited_and_resealed_against_its_log(tmp_path):
+    """A forger who recomputes the digest after editing run.json is caught by
+    the record's own metrics.jsonl: the first line meeting the target says when."""
+    honest = write_run(tmp_path / "a", record(sub="a", t=10.0))
+    write_run(tmp_path / "b", record(sub="b", t=30.0))
+    forged = write_run(tmp_path / "c", record(sub="c", t=50.0, steps=100))
+    reseal(forged, time_to_target_s=5.0, steps_to_target=10)  # would top the leaderboard; digest matches again
+    deleted = write_run(tmp_path / "d", record(sub="d", t=50.0))
+    reseal(deleted, time_to_target_s=5.0)
+    (deleted.parent / "metrics.jsonl").unlink()  # and the evidence removed
+
+    board = scoring.score_records([tmp_path])
+    assert sorted(r["submission"]["name"] for r in board.records) == ["a", "b"]
+    text = "\n".join(board.warnings)
+    assert f"skipped {forged}: steps_to_target 10 disagrees with the first line of its metrics.jsonl" in text
+    assert f"skipped {deleted}: status reached but no metrics.jsonl beside it" in text
+    assert str(honest) not in text and "digest" not in text  # the digests all match
 
 
 def test_scorer_rejects_impossible_times_even_without_a_digest(tmp_path):
@@ -52,7 +72,7 @@ def test_scorer_rejects_impossible_times_even_without_a_digest(tmp_path):
 
 
 def test_truncated_and_stray_files_never_crash_the_scorer(tmp_path):
-    _write(tmp_path / "ok" / "run.json", seal(record(sub="a")))
+    write_run(tmp_path / "ok", record(sub="a"))
     torn = tmp_path / "torn" / "run.json"
     torn.parent.mkdir()
     torn.write_text(json.dumps(seal(record(sub="b")))[:-40])  # cut mid-write (not by optbench: it renames)
