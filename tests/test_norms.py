@@ -826,3 +826,31 @@ def test_zero_initialized_layers_survive_the_reparameterizations():
         assert torch.isfinite(net(x)).all()
     selu = _norm("selu").transform_model(model(), Hyperparameters())
     assert (selu[2].weight == 0).all() and isinstance(selu[1], nn.SELU)
+
+
+def test_region_norm_eval_does_not_depend_on_how_evaluation_batches_are_cut():
+    rn = _norm("region_norm")
+    norm = rn.make_norm("conv", 4, _hp(rn, threshold=0.5)).double()
+    for step in range(5):  # training moves the running estimates of both regions
+        norm(_randn(8, 4, 6, 6, scale=2, shift=1, seed=10 + step))
+    assert not torch.equal(norm.running_mean, torch.zeros_like(norm.running_mean))
+    assert not torch.equal(norm.running_var, torch.ones_like(norm.running_var))
+    norm.eval()
+    images = _randn(12, 4, 6, 6, scale=2, shift=1, seed=99)
+    before = {k: v.clone() for k, v in norm.state_dict().items()}
+    with torch.no_grad():
+        whole = norm(images)
+        cut = torch.cat([norm(images[i:i + 5]) for i in range(0, 12, 5)])  # batches of 5, 5, 2
+        alone = torch.cat([norm(images[i:i + 1]) for i in range(12)])
+    torch.testing.assert_close(cut, whole, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(alone, whole, rtol=1e-12, atol=1e-12)
+    assert all(torch.equal(v, norm.state_dict()[k]) for k, v in before.items())  # eval changes nothing
+    # in training each batch is still normalized with its own regions' statistics, as the paper
+    norm.train()
+    x = _randn(6, 4, 6, 6, scale=3, shift=2, seed=5)
+    pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+    saliency = torch.sigmoid(F.conv2d(pooled, norm.saliency_weight, padding=norm.padding))
+    mask = (saliency >= norm.threshold).double()
+    gamma = F.conv2d(saliency, norm.gamma_weight, norm.gamma_bias, padding=norm.padding)
+    beta = F.conv2d(saliency, norm.beta_weight, norm.beta_bias, padding=norm.padding)
+    torch.testing.assert_close(norm(x), rn.region_normalize(x, mask, norm.eps) * (1 + gamma) + beta)
