@@ -230,7 +230,12 @@ def plan_run(
     multiplier = float(budget.get("multiplier") or 1.0)
     if multiplier <= 0:
         raise UserInputError(f"budget.multiplier must be positive, got {multiplier}")
-    basis = "reference_work" if size_spec.reference_steps is not None and budget["max_runtime_s"] is None else "fixed"
+    # One process's step time says nothing of several ranks' steps: a run under
+    # torchrun keeps the calibration class's seconds (the record says so).
+    from harness.distributed import env_world_size
+
+    travels = size_spec.reference_steps is not None and budget["max_runtime_s"] is None
+    basis = "reference_work" if travels and env_world_size() == 1 else "fixed"
     return RunPlan(
         workload=entry,
         size=size_spec,
@@ -330,17 +335,14 @@ def execute(
     torch.set_num_threads(threads)  # before the fingerprint: threads are part of the hardware class
     fingerprint = fp_mod.collect(world_size=dist_env.world_size)
     budget_block = {"max_runtime_s": plan.max_runtime_s, "basis": "fixed", "multiplier": plan.budget_multiplier}
+    if plan.size.reference_steps is not None and dist_env.active and plan.budget_basis == "fixed":
+        budget_block["note"] = "distributed run: the calibration class's seconds, not re-measured"
     if plan.budget_basis == "reference_work":
-        if dist_env.active:
-            # One process's step time says nothing of several ranks' steps: a
-            # distributed run keeps the calibration class's seconds.
-            budget_block["note"] = "distributed run: the calibration class's seconds, not re-measured"
-        else:
-            # Before any seeding: measuring (or a cache hit) must not change the run.
-            speed = speed_mod.local_speed(plan.workload, plan.size, threads=threads, device=device,
-                                          data_dir=resolve_data_dir(config), hardware_id=fingerprint.get("hardware_id"))
-            budget_block = speed_mod.local_budget(plan.size, speed, plan.budget_multiplier)
-            plan.max_runtime_s = budget_block["max_runtime_s"]
+        # Before any seeding: measuring (or a cache hit) must not change the run.
+        speed = speed_mod.local_speed(plan.workload, plan.size, threads=threads, device=device,
+                                      data_dir=resolve_data_dir(config), hardware_id=fingerprint.get("hardware_id"))
+        budget_block = speed_mod.local_budget(plan.size, speed, plan.budget_multiplier)
+        plan.max_runtime_s = budget_block["max_runtime_s"]
     set_determinism(seeds["model"], threads)
     if not main:
         observer = None  # only rank 0 reports, writes and tracks

@@ -217,7 +217,8 @@ def local_budget(size: api.Size, speed: Speed, multiplier: float = 1.0) -> dict[
 def describe(budget: dict[str, Any]) -> str:
     """One line for ``bench run``'s summary."""
     if budget.get("basis") != "reference_work":
-        return f"budget {budget['max_runtime_s']:g} timed s"
+        note = f" ({budget['note']})" if budget.get("note") else ""
+        return f"budget {budget['max_runtime_s']:g} timed s{note}"
     speed = budget["speed"]
     factor = budget.get("speed_factor")
     where = "cached" if speed.get("cached") else "measured now"

@@ -155,3 +155,12 @@ def test_bench_hw_speed_lists_every_reference_work_size():
         if any(s.reference_steps for s in entry.info.sizes.values()):
             assert name in out.output
     assert "speed factor" in out.output
+
+
+def test_a_distributed_run_keeps_the_calibration_class_seconds(tmp_path, monkeypatch):
+    # One process's step time says nothing of several ranks' steps.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    plan = plan_run("fake", SGD, size="tiny", output=tmp_path, registry=_registry())
+    assert plan.budget_basis == "fixed" and plan.max_runtime_s == 1.0
+    assert "(the calibration class" in speed.describe({"max_runtime_s": 1.0, "basis": "fixed",
+                                                       "note": "the calibration class's seconds"})
