@@ -109,6 +109,7 @@ class RunPlan:
     # "fixed": max_runtime_s is the budget wherever the run happens.
     budget_basis: str = "fixed"
     budget_multiplier: float = 1.0
+    budget_note: str = ""  # why a tiny size's budget did not travel, for the record
 
     @property
     def seed(self) -> int:
@@ -236,6 +237,7 @@ def plan_run(
 
     travels = size_spec.reference_steps is not None and budget["max_runtime_s"] is None
     basis = "reference_work" if travels and env_world_size() == 1 else "fixed"
+    note = "distributed run: the calibration class's seconds, not re-measured" if travels and basis == "fixed" else ""
     return RunPlan(
         workload=entry,
         size=size_spec,
@@ -253,6 +255,7 @@ def plan_run(
         deviations=deviations,
         budget_basis=basis,
         budget_multiplier=multiplier,
+        budget_note=note,
     )
 
 
@@ -335,8 +338,8 @@ def execute(
     torch.set_num_threads(threads)  # before the fingerprint: threads are part of the hardware class
     fingerprint = fp_mod.collect(world_size=dist_env.world_size)
     budget_block = {"max_runtime_s": plan.max_runtime_s, "basis": "fixed", "multiplier": plan.budget_multiplier}
-    if plan.size.reference_steps is not None and dist_env.active and plan.budget_basis == "fixed":
-        budget_block["note"] = "distributed run: the calibration class's seconds, not re-measured"
+    if plan.budget_note:
+        budget_block["note"] = plan.budget_note
     if plan.budget_basis == "reference_work":
         # Before any seeding: measuring (or a cache hit) must not change the run.
         speed = speed_mod.local_speed(plan.workload, plan.size, threads=threads, device=device,

@@ -162,5 +162,8 @@ def test_a_distributed_run_keeps_the_calibration_class_seconds(tmp_path, monkeyp
     monkeypatch.setenv("WORLD_SIZE", "2")
     plan = plan_run("fake", SGD, size="tiny", output=tmp_path, registry=_registry())
     assert plan.budget_basis == "fixed" and plan.max_runtime_s == 1.0
+    assert plan.budget_note.startswith("distributed run")
+    explicit = plan_run("fake", SGD, size="tiny", output=tmp_path, registry=_registry(), overrides=["budget.max_runtime_s=5"])
+    assert explicit.budget_note == ""  # the user's own seconds need no excuse
     assert "(the calibration class" in speed.describe({"max_runtime_s": 1.0, "basis": "fixed",
                                                        "note": "the calibration class's seconds"})
