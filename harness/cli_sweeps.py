@@ -308,8 +308,16 @@ def score(
         "(its seconds per tuned-baseline step over the reference class's) to seconds of the class the size was "
         "calibrated on; one board per ruleset and reference class. Records without a speed factor (budget in "
         "fixed seconds) are left out, with a warning. Not with --allow-mixed-hardware.")),
+    unofficial: bool = typer.Option(False, "--unofficial", help=(
+        "Also score the records left out of the official boards (unofficial, another target or budget, not "
+        "installed here, no digest) as boards of their own; a workload's records with different targets or "
+        "budgets get a column each, never pooled.")),
 ) -> None:
-    """Leaderboard: time to target per workload, performance profiles, benchmark scores."""
+    """Leaderboard: time to target per workload, performance profiles, benchmark scores.
+
+    Official boards hold only comparable records: official, sealed, and timed
+    against the target and budget that define their workload size here. The
+    rest are listed (left_out.csv) with the reason each was left out."""
     with _user_errors():
         from harness.errors import UserInputError
         from harness import scoring
@@ -331,9 +339,13 @@ def score(
         dirs = list(results or [])
         if not dirs:
             raise UserInputError("give one or more results directories (e.g. bench score results/) or --times FILE.csv")
-        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware, preset=preset, normalize=normalize)
+        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware, preset=preset, normalize=normalize,
+                                      include_unofficial=unofficial)
         _print_warnings(board.warnings)
         if not board.groups:
+            if not board.left_out.empty and not unofficial:
+                raise UserInputError(f"no record is comparable ({len(board.left_out)} left out, see the warnings); "
+                                     "--unofficial scores them as boards of their own")
             if normalize and not board.trials.empty:
                 raise UserInputError("no record can be normalised (none has a reference-work budget with a speed factor; see the warnings)")
             raise UserInputError(f"no finished records under {', '.join(str(d) for d in dirs)}")
@@ -347,6 +359,8 @@ def score(
             n = g.records if g.records is not None else int(
                 ((board.trials["ruleset"] == g.ruleset) & (board.trials["hardware_id"].isin(g.hardware_ids))).sum())
             title = f"ruleset [cyan]{g.ruleset}[/] · {hw} · {n} record{'s' if n != 1 else ''}"
+            if g.board != scoring.OFFICIAL_BOARD:
+                title = f"[yellow]unofficial board[/] (records left out of the official ones) · {title}"
             for table in _scores_tables(title, g.result, official=g.official):
                 console.print(table)
         hardware = sorted({hw for g in board.groups for hw in g.hardware_ids})
@@ -390,6 +404,7 @@ def compare(
     b: str = typer.Argument(..., help="Second submission."),
     results: Optional[List[Path]] = typer.Argument(None, help="Results directories. Default: results."),
     allow_mixed_hardware: bool = typer.Option(False, "--allow-mixed-hardware", help="Compare records of different hardware_id together."),
+    unofficial: bool = typer.Option(False, "--unofficial", help="Also compare records left out of the official boards, on boards of their own."),
 ) -> None:
     """Two submissions side by side per workload: time and steps to target, ratio, spread."""
     with _user_errors():
@@ -399,10 +414,14 @@ def compare(
         from harness.errors import UserInputError, did_you_mean
 
         dirs = list(results or [Path("results")])
-        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware)
+        board = scoring.score_records(dirs, allow_mixed_hardware=allow_mixed_hardware, include_unofficial=unofficial)
         _print_warnings(board.warnings)
-        names = set(board.trials["submission"]) if not board.trials.empty else set()
+        names = {sub for g in board.groups for sub in g.times["submission"]}
+        left_out = set(board.left_out["submission"])
         for name in (a, b):
+            if name not in names and name in left_out:
+                raise UserInputError(f"every record of {name!r} was left out of the official boards (see the warnings); "
+                                     "--unofficial compares them on boards of their own")
             if name not in names:
                 raise UserInputError(f"no finished records of submission {name!r} under {', '.join(map(str, dirs))}; {did_you_mean(name, names)}")
         shown = 0
@@ -412,7 +431,8 @@ def compare(
             if not workloads:
                 continue
             hw = f"mixed hardware ({', '.join(g.hardware_ids)})" if g.mixed_hardware else f"hardware {g.hardware_id}"
-            table = Table(title=escape(f"{a} vs {b} · ruleset {g.ruleset} · {hw}"), title_justify="left")
+            which = "" if g.board == scoring.OFFICIAL_BOARD else "unofficial board · "
+            table = Table(title=escape(f"{which}{a} vs {b} · ruleset {g.ruleset} · {hw}"), title_justify="left")
             for col in ("workload", f"{a}: time [min–max] (steps)", f"{b}: time [min–max] (steps)", f"{b}/{a}", "studies", "verdict"):
                 table.add_column(escape(col))
             for w in workloads:

@@ -71,7 +71,7 @@ import math
 import warnings as _warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -286,7 +286,6 @@ def load_records(dirs: Sequence[str | Path]) -> Loaded:
     records: list[dict[str, Any]] = []
     notes: list[str] = []
     seen: set[Path] = set()
-    unsealed: list[Path] = []
     for root in dirs:
         root = Path(root)
         if not root.exists():
@@ -312,14 +311,9 @@ def load_records(dirs: Sequence[str | Path]) -> Loaded:
                 notes.append(f"skipped {path}: {problem}")
                 continue
             if DIGEST_KEY not in rec:
-                unsealed.append(path)
+                rec["_unsealed"] = True  # cannot be verified: never on an official board
             rec["_path"] = str(path)
             records.append(rec)
-    if unsealed:
-        notes.append(
-            f"{len(unsealed)} record(s) have no digest (written by hand or by another tool), counted as they are; "
-            f"first: {unsealed[0]}"
-        )
     return Loaded(records, notes)
 
 
@@ -403,7 +397,7 @@ def _log_problem(rec: Mapping[str, Any], log_path: Path) -> str | None:
     A record edited by hand and resealed (its digest recomputed) is caught here
     unless the log was rewritten to match. A sealed ``reached`` record without
     a log or a target cannot be checked and is left out; an unsealed one
-    (already reported as having no digest) is counted as it is. A log that
+    is checked where it can be (it never makes an official board). A log that
     exists but cannot be read is always a problem.
     """
     status = rec.get("status")
@@ -524,6 +518,151 @@ def normalize_problem(basis: str | None, reference: str | None, factor: float | 
     return None
 
 
+# --------------------------------------------------------------------------- #
+# Comparable records: which ones may share an official board                   #
+# --------------------------------------------------------------------------- #
+
+OFFICIAL_BOARD = "official"  # records on the workload's own terms
+UNOFFICIAL_BOARD = "unofficial"  # everything else, scored only when asked (--unofficial)
+_SIZES: dict[tuple[str, str], Any] = {}
+
+
+def installed_size(workload: str, size: str):
+    """The ``api.Size`` that defines ``workload``/``size`` in this install, or
+    None when it is not installed (torch-free: the registry reads metadata only)."""
+    key = (workload, size)
+    if key not in _SIZES:
+        try:
+            from harness.registry import Registry
+
+            _SIZES[key] = Registry().workload(workload).info.sizes.get(size)
+        except Exception:
+            _SIZES[key] = None
+    return _SIZES[key]
+
+
+def _same(a: Any, b: Any, rel: float = 1e-9) -> bool:
+    """Two recorded numbers are the same setting (both None, or equal to rounding)."""
+    fa, fb = _as_float(a), _as_float(b)
+    if fa is None or fb is None:
+        return fa is None and fb is None
+    return math.isclose(fa, fb, rel_tol=rel, abs_tol=1e-12)
+
+
+def _target_text(target: Mapping[str, Any] | None) -> str:
+    if not isinstance(target, Mapping) or target.get("direction") not in ("max", "min"):
+        return "no target"
+    sign = ">" if target["direction"] == "max" else "<"
+    text = f"{target.get('metric')} {sign} {_as_float(target.get('value')):g}" if _as_float(target.get("value")) is not None \
+        else f"{target.get('metric')} {sign} ?"
+    test = _as_float(target.get("test_value"))
+    return text + (f" (test {sign} {test:g})" if test is not None else "")
+
+
+def _budget_text(budget: Mapping[str, Any] | None) -> str:
+    """A budget's terms in words: reference work, or seconds, and any step limit."""
+    if not isinstance(budget, Mapping):
+        return "no budget"
+    if budget.get("basis") == REFERENCE_WORK:
+        from harness.api import BUDGET_FRACTION  # torch-free
+
+        text = f"{budget.get('reference_steps')} reference steps"
+        multiplier = _as_float(budget.get("multiplier")) or 1.0
+        if multiplier != 1.0:
+            text += f" x {multiplier:g}"
+        fraction = _as_float(budget.get("budget_fraction"))
+        if fraction is not None and not _same(fraction, BUDGET_FRACTION):
+            text += f" at fraction {fraction:g}"
+    else:
+        seconds = _as_float(budget.get("max_runtime_s"))
+        text = f"{seconds:g} s" if seconds is not None else "no time limit"
+    if budget.get("max_steps") is not None:
+        text += f", at most {budget['max_steps']} steps"
+    return text
+
+
+def record_terms(rec: Mapping[str, Any]) -> str:
+    """What a record was timed against: its target and budget, in words."""
+    return f"{_target_text(rec.get('target'))}; {_budget_text(rec.get('budget'))}"
+
+
+def _definition_budget(size: Any, multiplier: float) -> dict[str, Any]:
+    """The budget block an official run of ``size`` under ``multiplier`` carries."""
+    from harness.api import BUDGET_FRACTION
+
+    if size.reference_steps is not None:
+        return {"basis": REFERENCE_WORK, "reference_steps": size.reference_steps, "budget_fraction": BUDGET_FRACTION,
+                "multiplier": multiplier, "max_steps": size.max_steps}
+    return {"basis": "fixed", "max_runtime_s": size.max_runtime_s * multiplier, "multiplier": multiplier,
+            "max_steps": size.max_steps}
+
+
+def _budget_problem(rec: Mapping[str, Any], size: Any) -> str | None:
+    """Why a record's budget is not its size's (under its ruleset's multiplier), or None."""
+    budget = rec.get("budget")
+    tuning = rec.get("tuning") if isinstance(rec.get("tuning"), Mapping) else {}
+    # A ruleset's multiplier (self-tuning's 3x) is part of its rules; a plain run's is 1.
+    multiplier = _as_float(tuning.get("budget_multiplier")) or 1.0
+    expected = _definition_budget(size, multiplier)
+    differs = f"budget {_budget_text(budget)}, the workload's is {_budget_text(expected)}"
+    if not isinstance(budget, Mapping):
+        return f"no budget block, the workload's is {_budget_text(expected)}"
+    if budget.get("max_steps") != expected["max_steps"]:
+        return differs
+    if budget.get("basis") == REFERENCE_WORK:
+        if expected["basis"] != REFERENCE_WORK:
+            return differs
+        same = (budget.get("reference_steps") == expected["reference_steps"]
+                and _same(budget.get("budget_fraction"), expected["budget_fraction"])
+                and _same(budget.get("multiplier") or 1.0, multiplier))
+        return None if same else differs
+    # A budget in seconds: the size's own seconds (a full size; a tiny size run
+    # where its budget does not travel, as under torchrun), valid only on the
+    # class those seconds were measured on.
+    seconds = size.max_runtime_s * multiplier
+    if not _same(budget.get("max_runtime_s"), seconds, rel=1e-6):
+        return f"budget {_budget_text(budget)}, the workload's is {_budget_text(expected)}"
+    if size.reference_steps is not None:
+        calibrated_on = (size.target_setting or {}).get("hardware_id")
+        here = record_hardware_class(rec.get("fingerprint"))
+        if calibrated_on != here:
+            return (f"budget in {calibrated_on}'s seconds ({seconds:g} s) but run on {here}: "
+                    "seconds of another class buy other work")
+    return None
+
+
+def comparability_problems(rec: Mapping[str, Any], size: Any = ...) -> list[str]:
+    """Why a record may not share an official board, or [] when it may.
+
+    An official board holds only records that are official (no deviation from
+    the workload's settings), written and sealed by optbench, and timed against
+    the target and budget that define their workload size in this install. A
+    record's hardware class is matched by the board itself (one per class).
+    ``size`` is the defining ``api.Size`` (default: :func:`installed_size`).
+    """
+    problems = []
+    if rec.get("_unsealed"):
+        problems.append("no digest: not written by optbench, or edited")
+    if not bool(rec.get("official", True)):
+        deviations = [str(d) for d in rec.get("deviations") or []]
+        problems.append("unofficial" + (f" ({', '.join(deviations)})" if deviations else ""))
+    if size is ...:
+        size = installed_size(str(rec.get("workload")), str(rec.get("size")))
+    if size is None:
+        problems.append(f"workload {rec.get('workload')} size {rec.get('size')} is not installed here: "
+                        "its target and budget cannot be checked")
+        return problems
+    want = size.target.as_dict()
+    got = rec.get("target") if isinstance(rec.get("target"), Mapping) else {}
+    if not (got.get("metric") == want["metric"] and got.get("direction") == want["direction"]
+            and _same(got.get("value"), want["value"]) and _same(got.get("test_value"), want["test_value"])):
+        problems.append(f"target {_target_text(got)}, the workload's is {_target_text(want)}")
+    budget = _budget_problem(rec, size)
+    if budget:
+        problems.append(budget)
+    return problems
+
+
 def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per record with what scoring needs (no nested fields).
 
@@ -622,6 +761,7 @@ class Group:
     official: dict[str, bool]  # submission -> every record official
     records: int | None = None  # how many records (trials) it was scored from
     normalized_to: str | None = None  # reference hardware class of a --normalize board
+    board: str = OFFICIAL_BOARD  # UNOFFICIAL_BOARD: records left out of the official boards
 
     @property
     def mixed_hardware(self) -> bool:
@@ -640,6 +780,16 @@ class Leaderboard:
     warnings: list[str]
     allow_mixed_hardware: bool = False
     normalize: bool = False
+    include_unofficial: bool = False
+
+    @property
+    def left_out(self) -> pd.DataFrame:
+        """The records kept off the official boards, each with its reason."""
+        columns = ["path", "ruleset", "hardware_id", "submission", "workload", "status", "reason"]
+        if self.trials.empty or "left_out" not in self.trials:
+            return pd.DataFrame(columns=columns)
+        left = self.trials[self.trials["board"] == UNOFFICIAL_BOARD]
+        return left.rename(columns={"left_out": "reason"})[columns].reset_index(drop=True)
 
     @property
     def scores(self) -> pd.DataFrame:
@@ -648,12 +798,12 @@ class Leaderboard:
             reached = (g.result.ratios <= g.result.preset.max_tau).sum(axis=1)
             for rank, (sub, score) in enumerate(g.result.scores.items(), start=1):
                 rows.append({
-                    "ruleset": g.ruleset, "hardware_id": g.hardware_id, "rank": rank, "submission": sub,
+                    "board": g.board, "ruleset": g.ruleset, "hardware_id": g.hardware_id, "rank": rank, "submission": sub,
                     "score": float(score), "workloads_within_4x": int(reached.get(sub, 0)),
                     "base_workloads": len(g.result.base_workloads), "official": g.official.get(sub, True),
                     "mixed_hardware": g.mixed_hardware, "hardware_ids": " ".join(g.hardware_ids),
                 })
-        return pd.DataFrame(rows, columns=["ruleset", "hardware_id", "rank", "submission", "score", "workloads_within_4x",
+        return pd.DataFrame(rows, columns=["board", "ruleset", "hardware_id", "rank", "submission", "score", "workloads_within_4x",
                                            "base_workloads", "official", "mixed_hardware", "hardware_ids"])
 
     @property
@@ -667,7 +817,7 @@ class Leaderboard:
             t["hardware_id"] = g.hardware_id
             frames.append(t)
         if not frames:
-            return workload_times(pd.DataFrame()).assign(ratio=[])
+            return workload_times(pd.DataFrame(), by=("board", "ruleset", "hardware_id")).assign(ratio=[])
         return pd.concat(frames, ignore_index=True)
 
     @property
@@ -678,9 +828,10 @@ class Leaderboard:
             long.columns = ["submission", "tau", "rho"]
             long.insert(0, "hardware_id", g.hardware_id)
             long.insert(0, "ruleset", g.ruleset)
+            long.insert(0, "board", g.board)
             frames.append(long)
         if not frames:
-            return pd.DataFrame(columns=["ruleset", "hardware_id", "submission", "tau", "rho"])
+            return pd.DataFrame(columns=["board", "ruleset", "hardware_id", "submission", "tau", "rho"])
         return pd.concat(frames, ignore_index=True)
 
 
@@ -690,11 +841,20 @@ def score_records(
     allow_mixed_hardware: bool = False,
     preset: Preset | str | None = None,
     normalize: bool = False,
+    include_unofficial: bool = False,
+    sizes: Callable[[str, str], Any] | None = None,
 ) -> Leaderboard:
     """The leaderboard of every record under the given directories (or of
     already-loaded records): one group per (ruleset, hardware_id); with
     ``normalize``, one per (ruleset, reference class) in reference seconds
-    (see the module doc)."""
+    (see the module doc).
+
+    Only comparable records (:func:`comparability_problems`) make the
+    official boards; the others are listed in ``left_out`` with their reasons
+    and, with ``include_unofficial``, scored as boards of their own, where a
+    workload's records timed against different targets or budgets get a
+    column each. ``sizes(workload, size)`` gives the defining ``api.Size``
+    (default: this install's, :func:`installed_size`)."""
     if normalize and allow_mixed_hardware:
         raise UserInputError(
             "--normalize and --allow-mixed-hardware do not go together: --normalize already sets hardware "
@@ -714,38 +874,66 @@ def score_records(
         loaded = Loaded(kept, notes)
     else:
         loaded = load_records(dirs_or_records)
+    lookup = sizes or installed_size
     trials = trials_frame(loaded.records)
+    reasons = ["; ".join(comparability_problems(rec, lookup(str(rec["workload"]), str(rec["size"])))) or None
+               for rec in loaded.records]
+    trials["left_out"] = pd.Series(reasons, index=trials.index, dtype=object)
+    trials["board"] = [OFFICIAL_BOARD if reason is None else UNOFFICIAL_BOARD for reason in reasons]
+    trials["terms"] = [record_terms(rec) for rec in loaded.records]
     notes = list(loaded.warnings)
     # The same trial copied into two result folders must not count twice.
     dup = trials["trial_id"].notna() & trials.duplicated(["ruleset", "hardware_id", "trial_id"])
     for path in trials.loc[dup, "path"]:
         notes.append(f"skipped {path}: duplicate of a trial already read (same trial_id)")
     trials = trials[~dup].reset_index(drop=True)
-    notes += _mixed_data_notes(trials)
+    notes += _mixed_data_notes(trials[trials["board"] == OFFICIAL_BOARD])
+    left = trials[trials["board"] == UNOFFICIAL_BOARD]
+    if include_unofficial:
+        notes += _left_out_notes(left, left["left_out"], "scored on the unofficial board(s) instead of the official ones")
+    else:
+        notes += _left_out_notes(left, left["left_out"], "left out of the official board(s)")
+        if not left.empty:
+            notes.append(f"--unofficial scores the {len(left)} record(s) left out as boards of their own")
 
-    # scoring_trials: the same rows (same index) with the board each belongs to
-    # in its hardware_id, and the seconds it is scored by.
-    scoring_trials = trials.copy()
+    # scoring_trials: the rows scored (same index as trials) with the board each
+    # belongs to in its hardware_id, and the seconds it is scored by.
+    scoring_trials = trials.copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
     if allow_mixed_hardware:
         scoring_trials["hardware_id"] = MIXED
     if normalize:
-        problems = _normalize_problems(trials)
-        notes += _left_out_notes(trials, problems)
+        problems = _normalize_problems(scoring_trials)
+        notes += _left_out_notes(scoring_trials, problems, "left out of the normalised board(s)")
         scoring_trials = scoring_trials[problems.isna()].copy()
         scoring_trials["hardware_id"] = scoring_trials["reference_hardware_id"].map(normalized_label)
         scoring_trials["time_to_target_s"] = scoring_trials["time_s_normalized"]
-    studies = study_times(scoring_trials)
-    per_workload = workload_times(studies)
+    scoring_trials = _split_by_terms(scoring_trials)
+    keys = ("board", "ruleset", "hardware_id")
+    per_workload = workload_times(study_times(scoring_trials, by=keys), by=keys)
     groups = []
-    for (ruleset, hw), times in per_workload.groupby(["ruleset", "hardware_id"], sort=True):
-        mine = scoring_trials[(scoring_trials["ruleset"] == ruleset) & (scoring_trials["hardware_id"] == hw)]
+    for (board_name, ruleset, hw), times in per_workload.groupby(list(keys), sort=True):
+        mine = scoring_trials[(scoring_trials["board"] == board_name) & (scoring_trials["ruleset"] == ruleset)
+                              & (scoring_trials["hardware_id"] == hw)]
         in_group = trials.loc[mine.index]
         result = score_times(times[["submission", "workload", "time_s"]], preset)
         official = in_group.groupby("submission")["official"].all().to_dict()
         groups.append(Group(ruleset, hw, sorted(in_group["hardware_id"].unique()), result,
                             times.reset_index(drop=True), official, records=len(in_group),
-                            normalized_to=str(in_group["reference_hardware_id"].iloc[0]) if normalize else None))
-    return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware, normalize)
+                            normalized_to=str(in_group["reference_hardware_id"].iloc[0]) if normalize else None,
+                            board=board_name))
+    return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware, normalize, include_unofficial)
+
+
+def _split_by_terms(trials: pd.DataFrame) -> pd.DataFrame:
+    """On unofficial boards, a workload whose records were timed against
+    different targets or budgets gets one column per set of terms, named
+    ``<workload> [<terms>]``: such times are never pooled."""
+    trials = trials.copy()
+    other = trials[trials["board"] == UNOFFICIAL_BOARD]
+    for _, g in other.groupby(["ruleset", "hardware_id", "workload"], sort=False):
+        if g["terms"].nunique() > 1:
+            trials.loc[g.index, "workload"] = [f"{w} [{t}]" for w, t in zip(g["workload"], g["terms"])]
+    return trials
 
 
 def _normalize_problems(trials: pd.DataFrame) -> pd.Series:
@@ -759,16 +947,16 @@ def _normalize_problems(trials: pd.DataFrame) -> pd.Series:
     return pd.Series(problems, index=trials.index, dtype=object)
 
 
-def _left_out_notes(trials: pd.DataFrame, problems: pd.Series, shown: int = 3) -> list[str]:
-    """For --normalize: per ruleset and reason, the records left out of the
-    normalised boards, counted, with the first few paths."""
+def _left_out_notes(trials: pd.DataFrame, problems: pd.Series, what: str, shown: int = 3) -> list[str]:
+    """Per ruleset and reason, the records left out of some boards (``what``),
+    counted, with the first few paths."""
     notes = []
     left = trials.assign(reason=problems).dropna(subset=["reason"])
     for (ruleset, reason), g in left.groupby(["ruleset", "reason"], sort=True):
         paths = [p for p in g["path"].head(shown) if isinstance(p, str)]
         more = f" and {len(g) - shown} more" if len(g) > shown else ""
         where = f" ({', '.join(paths)}{more})" if paths else ""
-        notes.append(f"left out of the normalised board(s) of ruleset {ruleset}: {len(g)} record(s), {reason}{where}")
+        notes.append(f"{what} of ruleset {ruleset}: {len(g)} record(s), {reason}{where}")
     return notes
 
 
@@ -812,6 +1000,7 @@ def flatten_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         if isinstance(rec.get("error"), dict):
             rec["error"] = {k: v for k, v in rec["error"].items() if k != "traceback"}
         rec["path"] = rec.pop("_path", None)
+        rec.pop("_unsealed", None)
         slim.append(rec)
     df = pd.json_normalize(slim) if slim else pd.DataFrame()
     return _parquet_safe(df)
@@ -881,11 +1070,14 @@ def plot_profiles(groups: Sequence[Group], path: Path) -> Path:
 
 
 def write_leaderboard(board: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
-    """scores.csv, time_to_target.csv, profile.csv, profile.png, trials.parquet."""
+    """scores.csv, time_to_target.csv, profile.csv, profile.png, trials.parquet,
+    and left_out.csv (the records kept off the official boards, with why)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("scores.csv", "time_to_target.csv", "profile.csv", "profile.png", "trials.parquet")}
+    paths = {name: out / name for name in ("scores.csv", "time_to_target.csv", "profile.csv", "profile.png",
+                                           "trials.parquet", "left_out.csv")}
     board.scores.to_csv(paths["scores.csv"], index=False)
+    board.left_out.to_csv(paths["left_out.csv"], index=False)
     board.time_to_target.to_csv(paths["time_to_target.csv"], index=False)
     board.profile.to_csv(paths["profile.csv"], index=False)
     plot_profiles(board.groups, paths["profile.png"])
@@ -903,9 +1095,9 @@ def write_scores(results: Mapping[str, Scores], out_dir: str | Path) -> dict[str
     groups = [Group(ruleset, "-", [], res, pd.DataFrame(), {}) for ruleset, res in results.items()]
     board = Leaderboard(groups, pd.DataFrame(), [], [])
     paths = {"scores.csv": out / "scores.csv", "profile.csv": out / "profile.csv", "profile.png": out / "profile.png"}
-    scores = board.scores.drop(columns=["hardware_id", "mixed_hardware", "hardware_ids", "official"])
+    scores = board.scores.drop(columns=["board", "hardware_id", "mixed_hardware", "hardware_ids", "official"])
     scores.to_csv(paths["scores.csv"], index=False)
-    board.profile.drop(columns=["hardware_id"]).to_csv(paths["profile.csv"], index=False)
+    board.profile.drop(columns=["board", "hardware_id"]).to_csv(paths["profile.csv"], index=False)
     plot_profiles(groups, paths["profile.png"])
     return paths
 
@@ -914,5 +1106,6 @@ __all__ = [
     "Preset", "Scores", "Leaderboard", "Group", "load_preset", "available_presets", "score_times",
     "score_times_csv", "read_times_csv", "load_records", "trials_frame", "study_times", "workload_times",
     "score_records", "write_leaderboard", "write_scores", "plot_profiles", "flatten_records",
-    "normalize_problem", "normalized_label",
+    "normalize_problem", "normalized_label", "comparability_problems", "record_terms", "installed_size",
+    "OFFICIAL_BOARD", "UNOFFICIAL_BOARD",
 ]

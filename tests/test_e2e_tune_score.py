@@ -47,11 +47,16 @@ def test_tune_two_optimizers_then_score(tmp_path):
     assert len(list(results.rglob("run.json"))) == 6
 
     board = tmp_path / "board"
-    out = bench("score", str(results), "--out", str(board), cwd=root)
-    assert "nadamw" in out.stdout and "sgd" in out.stdout
+    # The lowered target makes every record unofficial: they make no official
+    # board, and --unofficial scores them on a board of their own.
+    out = bench("score", str(results), "--out", str(board), "--unofficial", cwd=root)
+    assert "nadamw" in out.stdout and "sgd" in out.stdout and "unofficial board" in out.stdout
 
     scores = pd.read_csv(board / "scores.csv")
     assert sorted(scores["submission"]) == ["nadamw", "sgd"]  # the two-row leaderboard
+    assert set(scores["board"]) == {"unofficial"}
+    left = pd.read_csv(board / "left_out.csv")
+    assert len(left) == 6 and left["reason"].str.contains("target accuracy > 0.3, the workload's is accuracy > ").all()
     assert (board / "profile.png").stat().st_size > 10_000
     trials = pd.read_parquet(board / "trials.parquet")
     assert len(trials) == 6 and not trials["official"].any()  # the lowered target is recorded

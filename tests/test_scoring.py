@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from harness import scoring
+from harness import api, scoring
 from harness.errors import UserInputError
 from harness.fingerprint import hardware_id
-from harness.records import write_json_atomic
+from harness.records import seal, write_json_atomic
 from harness.scoring import Preset, score_times
 
 INF = math.inf
@@ -196,10 +196,30 @@ def hw_class(machine: str) -> str:
     return fingerprint(machine)["hardware_id"]
 
 
+TARGET = {"metric": "accuracy", "value": 0.9, "direction": "max", "test_value": None}
+
+
+def defining_size(workload: str, size: str) -> api.Size:
+    """What defines every workload of these tests (an install's ``Size``): the
+    target and reference-work budget that :func:`record` writes."""
+    return api.Size(name=size, description="test", dataset="none", model="none", batch_size=8,
+                    target=api.Target("accuracy", 0.9, "max"), max_runtime_s=41.0, step_hint=896, eval_every_steps=100,
+                    reference_steps=600, target_setting={"hardware_id": "hw-ref"})
+
+
+INSTALLED_SIZE = scoring.installed_size  # this install's definitions, before the fixture below replaces them
+
+
+@pytest.fixture(autouse=True)
+def _test_workloads_are_installed(monkeypatch):
+    monkeypatch.setattr(scoring, "installed_size", defining_size)
+
+
 def record(sub="a", workload="w", status="reached", t=10.0, steps=100, study=0, trial=0, ruleset="external",
            hw="hw-1", official=True, sweep="s1") -> dict:
     reached = status == "reached"
     return {
+        "target": dict(TARGET), "budget": reference_budget(1.0),
         "schema_version": 1, "run_id": f"trial_{trial}", "experiment": ruleset, "workload": workload, "size": "tiny",
         "submission": {"name": sub, "kind": "optimizer"}, "optimizer": {"name": sub}, "norm": {"name": "batchnorm"},
         "status": status, "time_to_target_s": t if reached else None, "steps_to_target": steps if reached else None,
@@ -211,9 +231,18 @@ def record(sub="a", workload="w", status="reached", t=10.0, steps=100, study=0, 
     }
 
 
-def write(root: Path, rec: dict, name: str) -> Path:
+def write(root: Path, rec: dict, name: str, sealed: bool = True) -> Path:
+    """``rec`` as optbench writes it (sealed, beside a metrics.jsonl it agrees
+    with), or, ``sealed=False``, as a hand-made file with no log."""
     path = root / name / "run.json"
-    write_json_atomic(path, rec)
+    write_json_atomic(path, seal(rec) if sealed else rec)
+    if sealed and isinstance(rec.get("target"), dict):
+        metric, value = f"validation/{rec['target']['metric']}", rec["target"]["value"]
+        reached = rec.get("status") == "reached"
+        step = rec.get("steps_to_target") or 100
+        row = {"step": step, "timed_s": rec["time_to_target_s"] if reached else 1.0,
+               metric: (1 + value) / 2 if reached else value / 2}
+        (path.parent / "metrics.jsonl").write_text(json.dumps(row) + "\n")
     return path
 
 
@@ -289,9 +318,14 @@ def test_hardware_is_never_mixed_silently(tmp_path):
     assert sorted((g.ruleset, hw) for hw, g in groups.items()) == sorted(
         [("external", hw_class("hw-1")), ("external", hw_class("hw-2"))])
     hw1 = groups[hw_class("hw-1")]
-    assert hw1.result.scores["a"] == 1.0 and hw1.official == {"a": True, "b": False}
+    assert hw1.result.scores["a"] == 1.0 and hw1.official == {"a": True}  # the unofficial record is left out
     assert groups[hw_class("hw-2")].official == {"b": True}
-    mixed = scoring.score_records(recs, allow_mixed_hardware=True)
+    (left,) = board.left_out.itertuples()
+    assert left.submission == "b" and left.reason == "unofficial"
+    with_others = scoring.score_records(recs, include_unofficial=True)
+    other = [g for g in with_others.groups if g.board == "unofficial"]
+    assert [(g.hardware_id, g.official) for g in other] == [(hw_class("hw-1"), {"b": False})]
+    mixed = scoring.score_records(recs[:2], allow_mixed_hardware=True)
     (g,) = mixed.groups
     assert g.hardware_id == "mixed" and g.mixed_hardware and g.hardware_ids == sorted(map(hw_class, ["hw-1", "hw-2"]))
     assert g.result.scores.index[0] == "b"  # 5 s on hw-2 beats everything once mixed
@@ -303,7 +337,11 @@ def test_hardware_is_never_mixed_silently(tmp_path):
 
     r = CliRunner().invoke(app, ["score", str(tmp_path), "--allow-mixed-hardware", "--out", str(tmp_path / "lb")])
     assert r.exit_code == 0, r.output
-    assert "mixed hardware" in r.output and "unofficial" in r.output
+    assert "mixed hardware" in r.output and "left out of the official board(s)" in r.output
+    r = CliRunner().invoke(app, ["score", str(tmp_path), "--unofficial", "--out", str(tmp_path / "lb")],
+                           env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "unofficial board" in r.output
 
 
 def test_a_legacy_record_never_pools_with_a_new_class_of_the_same_stored_id():
@@ -320,13 +358,16 @@ def test_a_legacy_record_never_pools_with_a_new_class_of_the_same_stored_id():
     assert [g.hardware_id for g in scoring.score_records([stale]).groups] == [hw_class("hw-1")]
 
 
-def with_budget(rec: dict, factor: float | None = 1.0, reference: str = "hw-ref") -> dict:
-    """``rec`` with a reference-work budget: ``factor`` = its s/step over the reference class's."""
-    budget = {"basis": "reference_work", "max_runtime_s": 41.0 * (factor or 1.0), "reference_steps": 600,
+def reference_budget(factor: float | None = 1.0, reference: str = "hw-ref") -> dict:
+    """A reference-work budget: ``factor`` = its s/step over the reference class's."""
+    return {"basis": "reference_work", "max_runtime_s": 41.0 * (factor or 1.0), "reference_steps": 600,
               "budget_steps": 896, "budget_fraction": 0.67, "multiplier": 1.0, "reference_max_runtime_s": 41.0,
               "reference_hardware_id": reference, "reference_s_per_step": 0.03 if factor else None,
               "speed_factor": factor, "speed": {"s_per_step": 0.03 * (factor or 1.0), "cached": True}}
-    return {**rec, "budget": budget}
+
+
+def with_budget(rec: dict, factor: float | None = 1.0, reference: str = "hw-ref") -> dict:
+    return {**rec, "budget": reference_budget(factor, reference)}
 
 
 def fixed_budget(rec: dict) -> dict:
@@ -364,19 +405,26 @@ def test_normalize_sets_hardware_classes_side_by_side_in_reference_seconds():
 def test_normalize_leaves_out_records_without_a_speed_factor_and_says_why():
     recs = [with_budget(record(sub="a", t=10.0, hw="hw-1"), 1.0), with_budget(record(sub="b", t=4.0, hw="hw-2"), 0.5),
             fixed_budget(record(sub="c", t=1.0, hw="hw-1")), fixed_budget(record(sub="c", workload="v", t=1.0, hw="hw-1")),
-            record(sub="d", t=1.0, hw="hw-2"),  # older record: no budget block
+            {k: v for k, v in record(sub="d", t=1.0, hw="hw-2").items() if k != "budget"},  # older record: no budget block
             with_budget(record(sub="e", t=1.0, hw="hw-2"), None)]  # calibration without reference s/step
-    board = scoring.score_records(recs, normalize=True)
+    # Records in fixed seconds or with no budget are not on the workload's terms:
+    # off the official boards first; --unofficial scores them, and there they
+    # cannot be normalised either.
+    board = scoring.score_records(recs, normalize=True, include_unofficial=True)
     (g,) = board.groups
     assert list(g.result.scores.index) == ["b", "a"] and g.records == 2
-    text = "\n".join(board.warnings)
+    normalised_notes = [w for w in board.warnings if "normalised" in w]
+    text = "\n".join(normalised_notes)
     assert "2 record(s), budget in fixed seconds: cannot be normalised" in text
     assert "1 record(s), no budget block" in text and "1 record(s), no speed factor" in text
-    assert all("ruleset external" in w and "cannot be normalised" in w for w in board.warnings)
-    assert len(board.warnings) == 3
+    assert all("ruleset external" in w and "cannot be normalised" in w for w in normalised_notes)
+    assert len(normalised_notes) == 3
+    official = scoring.score_records(recs, normalize=True)
+    assert "2 record(s), budget 60 s, the workload's is 600 reference steps" in "\n".join(official.warnings)
+    assert "1 record(s), no budget block, the workload's is 600 reference steps" in "\n".join(official.warnings)
     # everything left out: no board, still the reasons
-    only_fixed = scoring.score_records(recs[2:4], normalize=True)
-    assert only_fixed.groups == [] and "budget in fixed seconds" in only_fixed.warnings[0]
+    only_fixed = scoring.score_records(recs[2:4], normalize=True, include_unofficial=True)
+    assert only_fixed.groups == [] and any("budget in fixed seconds" in w for w in only_fixed.warnings)
 
 
 def test_normalize_never_pools_records_calibrated_on_different_reference_classes():
@@ -413,7 +461,9 @@ def test_bench_score_normalize_cli(tmp_path):
     text = " ".join(r.output.split())  # rich wraps titles to the table's width
     classes = ", ".join(sorted(map(hw_class, ["hw-1", "hw-2"])))
     assert f"normalised to hw-ref (approximate): 2 classes ({classes}) · 2 records" in text
-    assert "budget in fixed seconds: cannot be normalised" in text and str(paths[2]) in r.output.replace("\n", "")
+    assert "budget 60 s, the workload's is 600 reference steps" in text and str(paths[2]) in r.output.replace("\n", "")
+    left = pd.read_csv(out / "left_out.csv")
+    assert list(left["path"]) == [str(paths[2])] and "budget 60 s" in left.loc[0, "reason"]
     scores = pd.read_csv(out / "scores.csv")
     assert list(scores["submission"]) == ["b", "a"] and set(scores["hardware_id"]) == {"normalised to hw-ref (approximate)"}
     ttt = pd.read_csv(out / "time_to_target.csv").set_index("submission")
@@ -464,3 +514,103 @@ def test_compare_states_when_the_difference_is_within_the_spread(tmp_path):
     assert "a 2.82x faster, beyond the spread" in lines["v-tiny"]
     r = CliRunner().invoke(app, ["compare", "a", "bb", str(tmp_path)])
     assert r.exit_code == 2 and "did you mean 'b'" in r.output
+
+
+# --------------------------------------------------------------------------- #
+# Boards from comparable records only                                          #
+# --------------------------------------------------------------------------- #
+
+
+def test_an_easier_target_never_tops_the_official_board(tmp_path):
+    """The issue's case: an official record at 10 s and one timed against
+    target.validation=0.1 at 2 s. Pooled, the easy one scored 1.0 and the
+    official one 0.0, silently."""
+    official = record(sub="honest", t=10.0)
+    easy = {**record(sub="easy", t=2.0), "official": False, "deviations": ["target.validation=0.1"],
+            "target": {**TARGET, "value": 0.1}}
+    board = scoring.score_records([official, easy])
+    (g,) = board.groups
+    assert g.board == "official" and list(g.result.scores.index) == ["honest"] and g.result.scores["honest"] == 1.0
+    (left,) = board.left_out.itertuples()
+    assert left.submission == "easy"
+    assert left.reason == ("unofficial (target.validation=0.1); "
+                           "target accuracy > 0.1, the workload's is accuracy > 0.9")
+    assert any("left out of the official board(s)" in w and "target accuracy > 0.1" in w for w in board.warnings)
+
+    # Asked for, the left-out records are a board of their own, never pooled.
+    both = scoring.score_records([official, easy], include_unofficial=True)
+    boards = {g.board: g for g in both.groups}
+    assert list(boards["official"].result.scores.index) == ["honest"]
+    assert list(boards["unofficial"].result.scores.index) == ["easy"]
+    assert set(both.scores["board"]) == {"official", "unofficial"}
+    assert set(both.time_to_target["board"]) == {"official", "unofficial"}
+
+
+def test_different_targets_or_budgets_get_columns_of_their_own_on_the_unofficial_board():
+    easy = {**record(sub="a", t=2.0), "official": False, "target": {**TARGET, "value": 0.1}}
+    easier = {**record(sub="b", t=1.0), "official": False, "target": {**TARGET, "value": 0.05}}
+    short = {**record(sub="c", t=3.0), "official": False, "deviations": ["max_steps=120"],
+             "budget": {**reference_budget(1.0), "max_steps": 120}}
+    same_terms = {**record(sub="d", t=4.0), "official": False, "deviations": ["every_steps=50"]}
+    board = scoring.score_records([easy, easier, short, same_terms], include_unofficial=True)
+    (g,) = board.groups
+    assert g.board == "unofficial"
+    columns = sorted(g.result.times.columns)
+    assert columns == ["w-tiny [accuracy > 0.05; 600 reference steps]",
+                       "w-tiny [accuracy > 0.1; 600 reference steps]",
+                       "w-tiny [accuracy > 0.9; 600 reference steps, at most 120 steps]",
+                       "w-tiny [accuracy > 0.9; 600 reference steps]"]
+    assert (g.result.scores == 0.25).all()  # each fastest on its own column, one of four
+
+
+def test_budgets_must_be_the_workloads_under_the_rulesets_multiplier():
+    other_work = with_budget(record(sub="old"))
+    other_work["budget"] = {**other_work["budget"], "reference_steps": 500}
+    self_tuned = record(sub="self", ruleset="self")
+    self_tuned["tuning"]["budget_multiplier"] = 3.0
+    self_tuned["budget"] = {**self_tuned["budget"], "multiplier": 3.0}
+    self_at_1x = record(sub="self1x", ruleset="self")
+    self_at_1x["tuning"]["budget_multiplier"] = 3.0  # the ruleset gives 3x; the record ran 1x
+    fixed = {**record(sub="fixed"), "budget": {"basis": "fixed", "max_runtime_s": 41.0, "multiplier": 1.0}}
+    board = scoring.score_records([record(sub="ok"), other_work, self_tuned, self_at_1x, fixed])
+    assert sorted(s for g in board.groups for s in g.result.scores.index) == ["ok", "self"]
+    reasons = board.left_out.set_index("submission")["reason"]
+    assert reasons["old"] == "budget 500 reference steps, the workload's is 600 reference steps"
+    assert reasons["self1x"] == "budget 600 reference steps, the workload's is 600 reference steps x 3"
+    # The size's seconds are its calibration class's: valid there only.
+    assert reasons["fixed"] == (f"budget in hw-ref's seconds (41 s) but run on {hw_class('hw-1')}: "
+                                "seconds of another class buy other work")
+
+
+def test_records_of_workloads_not_installed_here_are_left_out(monkeypatch):
+    monkeypatch.setattr(scoring, "installed_size", lambda workload, size: None)
+    board = scoring.score_records([record(sub="a")])
+    assert board.groups == []
+    assert board.left_out.loc[0, "reason"] == ("workload w size tiny is not installed here: "
+                                               "its target and budget cannot be checked")
+
+
+def test_this_installs_definitions_decide(monkeypatch):
+    """Against the real cifar tiny: its own target and budget are comparable,
+    anything else is not."""
+    size = INSTALLED_SIZE("cifar", "tiny")
+    assert size is not None and size.reference_steps and INSTALLED_SIZE("no-such-workload", "tiny") is None
+    monkeypatch.setattr(scoring, "installed_size", INSTALLED_SIZE)
+    own = {**record(sub="a", workload="cifar"), "target": size.target.as_dict(),
+           "budget": {**reference_budget(1.0), "reference_steps": size.reference_steps}}
+    stale = {**own, "submission": {"name": "b", "kind": "optimizer"}, "tuning": {**own["tuning"], "label": "b", "trial_id": "b"},
+             "target": {**own["target"], "value": round(size.target.validation - 0.05, 4)}}
+    board = scoring.score_records([own, stale])
+    assert [list(g.result.scores.index) for g in board.groups] == [["a"]]
+    assert "the workload's is accuracy > " in board.left_out.loc[0, "reason"]
+
+
+def test_bench_compare_points_to_unofficial_when_a_submission_was_left_out(tmp_path):
+    write(tmp_path, record(sub="a", t=10.0), "a")
+    write(tmp_path, {**record(sub="b", t=5.0), "official": False}, "b")
+    from harness.cli import app
+
+    r = CliRunner().invoke(app, ["compare", "a", "b", str(tmp_path)], env={"COLUMNS": "250"})
+    assert r.exit_code == 2 and "every record of 'b' was left out" in r.output and "--unofficial" in r.output
+    r = CliRunner().invoke(app, ["compare", "a", "b", str(tmp_path), "--unofficial"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output

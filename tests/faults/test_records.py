@@ -14,7 +14,7 @@ import pytest
 from harness import scoring
 from harness.records import make_run_dir, read_metrics, seal, write_json_atomic
 from tests.test_scoring import record
-from tests.test_scoring_logs import reseal, write_run
+from tests.test_scoring_logs import _workload_w_is_defined_by_a_60_s_budget, reseal, write_run  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
