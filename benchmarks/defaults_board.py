@@ -38,10 +38,10 @@ def main() -> int | str:
     parser.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. threads=1")
     args = parser.parse_args()
 
-    from harness.fingerprint import collect
-    from harness.records import read_metrics
-    from harness.registry import Registry
-    from harness.runner import execute, plan_run
+    from harness.run.fingerprint import collect
+    from harness.run.records import read_metrics
+    from harness.plugins.registry import Registry
+    from harness.run import execute, plan_run
 
     registry = Registry()
     info = registry.workloads[args.workload].info

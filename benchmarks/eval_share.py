@@ -28,9 +28,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from harness.fingerprint import collect
-    from harness.registry import Registry
-    from harness.runner import execute, plan_run
+    from harness.run.fingerprint import collect
+    from harness.plugins.registry import Registry
+    from harness.run import execute, plan_run
 
     registry = Registry()
     names = args.workloads or sorted(n for n, e in registry.workloads.items() if "tiny" in e.info.sizes)

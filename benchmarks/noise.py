@@ -29,7 +29,7 @@ def cv(values: list[float]) -> float:
 
 
 def one_run(workload: str, size: str, submission: str | None, seed: int, out: Path) -> dict:
-    from harness.runner import execute, plan_run
+    from harness.run import execute, plan_run
 
     record = execute(plan_run(workload, submission, size=size, seed=seed, output=out)).record
     return {
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from harness.fingerprint import collect
+    from harness.run.fingerprint import collect
 
     groups: dict[str, list[dict]] = {"same seed": [], "different seeds": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """Harness overhead: the runner's training throughput against a bare loop.
 
 Runs the same workload size, model, data, optimizer and number of steps twice
-per repeat — once through ``harness.runner`` and once as a hand-written
+per repeat — once through ``harness.run`` and once as a hand-written
 PyTorch loop — alternating the order, and prints the throughput ratio
 (runner / bare). Evaluation happens once, at the end, in both.
 
@@ -30,9 +30,9 @@ def bare_loop(workload: str, size: str, submission: str, steps: int, seed: int) 
 
     from harness import api
     from harness.params import typed_parameters
-    from harness.registry import Registry, size_of
-    from harness.runner import _import_task, resolve_data_dir
-    from harness.seeding import default_threads, derive_seed, set_determinism
+    from harness.plugins.registry import Registry, size_of
+    from harness.run.build import import_task as _import_task, resolve_data_dir
+    from harness.common.seeding import default_threads, derive_seed, set_determinism
 
     registry = Registry()
     entry = registry.workload(workload)
@@ -64,8 +64,8 @@ def bare_loop(workload: str, size: str, submission: str, steps: int, seed: int) 
 
 
 def harness_run(workload: str, size: str, submission: str, steps: int, seed: int, out: Path) -> tuple[float, float]:
-    from harness.registry import Registry
-    from harness.runner import execute, plan_run
+    from harness.plugins.registry import Registry
+    from harness.run import execute, plan_run
 
     overrides = [f"budget.max_steps={steps}", f"eval.every_steps={steps}", "budget.max_runtime_s=1e9"]
     plan = plan_run(workload, submission, size=size, seed=seed, output=out, experiment="overhead",

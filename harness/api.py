@@ -6,13 +6,13 @@ validation target is met. Three kinds of code meet here:
 * a **workload** (``workloads/<family>/``) owns data, model, loss and evaluation
   and fixes, per *size*, the batch size, the target, the timed budget and the
   step hint (a tiny size's budget is reference work, tuned-baseline steps that
-  each machine turns into its own seconds: :class:`Size`, harness/speed.py);
+  each machine turns into its own seconds: :class:`Size`, harness/run/speed.py);
 * an **optimizer submission** (``submissions/optimizers/<name>.py`` or a plugin)
   turns parameters into an optimizer and a learning-rate schedule;
 * a **norm submission** (``submissions/norms/<name>.py`` or a plugin) builds the
   normalization layer placed at every norm site of the workload's model.
 
-The harness (``harness/runner.py``) pairs one optimizer with one norm on one
+The harness (``harness/run/execution.py``) pairs one optimizer with one norm on one
 workload size and times the training loop under AlgoPerf's rules.
 
 This module is deliberately free of torch imports: ``bench list`` and
@@ -76,8 +76,23 @@ Direction = Literal["max", "min"]
 
 #: A tiny size's budget buys the tuned baseline's steps to its target over this
 #: fraction: the baseline reaches the target at about two thirds of the budget
-#: (the calibration rule, harness/calibrate.py).
+#: (the calibration rule, harness/sweeps/calibrate.py).
 BUDGET_FRACTION = 0.67
+
+
+def comparison_sign(direction: Direction) -> str:
+    """How a target reads: ``>`` for a metric to maximise, ``<`` to minimise."""
+    return ">" if direction == "max" else "<"
+
+
+def is_better(value: float | None, than: float | None, direction: Direction) -> bool:
+    """Whether ``value`` is strictly better than ``than`` in ``direction``
+    (False for a missing or non-finite value; True against a missing ``than``)."""
+    if value is None or not math.isfinite(value):
+        return False
+    if than is None:
+        return True
+    return value > than if direction == "max" else value < than
 
 
 @dataclass(frozen=True)
@@ -96,10 +111,12 @@ class Target:
     direction: Direction
     test: float | None = None
 
+    @property
+    def sign(self) -> str:
+        return comparison_sign(self.direction)
+
     def _better(self, value: float | None, threshold: float) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        return value > threshold if self.direction == "max" else value < threshold
+        return is_better(value, threshold, self.direction)
 
     def met(self, metrics: Mapping[str, float]) -> bool:
         """Whether ``validation/<metric>`` meets the validation target: what ends a run as reached."""
@@ -156,7 +173,7 @@ class Size:
     # The budget as reference work (tiny sizes): the tuned baseline's steps to
     # the target in calibration (median seed). On any machine the budget in
     # seconds is reference_steps x that machine's seconds per step of the tuned
-    # baseline / BUDGET_FRACTION (harness/speed.py), so it buys the same work
+    # baseline / BUDGET_FRACTION (harness/run/speed.py), so it buys the same work
     # everywhere; ``max_runtime_s`` is then what it came to on the calibration's
     # class, target_setting["hardware_id"]. None: ``max_runtime_s`` is the
     # budget on any machine (full sizes, as AlgoPerf's).
@@ -308,7 +325,7 @@ class Task:
     ``torch.no_grad()`` with the model in eval mode).
     """
 
-    #: sha256 naming the exact data loaded (``harness.datacache.arrays_digest``
+    #: sha256 naming the exact data loaded (``harness.common.datacache.arrays_digest``
     #: of generated arrays, or the checked archive's sha256); records carry it
     #: so runs on different machines can be checked to have used the same bytes.
     #: None where computing it would cost more than it is worth (multi-GB shards).
@@ -425,5 +442,47 @@ NORM_REQUIRED = ("SITES", "make_norm")
 NORM_OPTIONAL = ("DEFAULTS", "SEARCH_SPACE", "transform_model")
 KINDS = ("optimizer", "norm")
 
-# Run outcomes written to run.json.
-STATUSES = ("reached", "budget_exhausted", "diverged", "interrupted", "error")
+class Status(str, enum.Enum):
+    """How a run ended: run.json's ``status``, and everything that follows from it.
+
+    A str enum, so ``record["status"] == Status.REACHED`` holds for the plain
+    strings records carry.
+    """
+
+    RUNNING = "running"  # written at the start; a record left so was killed
+    REACHED = "reached"  # the validation target met within the budget
+    BUDGET_EXHAUSTED = "budget_exhausted"  # the timed budget (or step limit) spent first
+    DIVERGED = "diverged"  # the training loss became non-finite
+    INTERRUPTED = "interrupted"  # Ctrl-C, or a sweep stopped
+    ERROR = "error"  # a plugin raised, a step never returned, evaluation changed the model, ...
+
+    @property
+    def is_measurement(self) -> bool:
+        """A finished measurement: a sweep never reruns it."""
+        return self in (Status.REACHED, Status.BUDGET_EXHAUSTED, Status.DIVERGED)
+
+    @property
+    def is_result(self) -> bool:
+        """What a leaderboard counts: a measurement, or an error (a miss)."""
+        return self.is_measurement or self is Status.ERROR
+
+    @property
+    def exit_code(self) -> int:
+        """``bench run``'s exit code: 0 completed, 1 error, 130 interrupted."""
+        return {Status.ERROR: 1, Status.INTERRUPTED: 130, Status.RUNNING: 1}.get(self, 0)
+
+    @property
+    def colour(self) -> str:
+        return {Status.REACHED: "green", Status.BUDGET_EXHAUSTED: "yellow", Status.INTERRUPTED: "yellow"}.get(self, "red")
+
+    @classmethod
+    def of(cls, value: Any) -> "Status | None":
+        """The status a record's string names, or None for anything else."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+# Run outcomes written to run.json by a finished run.
+STATUSES = tuple(s.value for s in Status if s is not Status.RUNNING)

@@ -30,6 +30,20 @@ class DataError(OptbenchError):
     exit_code = 1
 
 
+# Each is a DataError (one line and exit 1 from the CLI) and also the builtin
+# exception a Python caller would expect.
+class DatasetMissing(DataError, FileNotFoundError):
+    """A full size's dataset is not on disk (``bench data prepare`` fetches it)."""
+
+
+class DatasetCorrupt(DataError, ValueError):
+    """A dataset file fails its checksum or format check."""
+
+
+class DownloadFailed(DataError, RuntimeError):
+    """A dataset could not be fetched (no network, a server error)."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     choices = sorted(set(choices))
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)

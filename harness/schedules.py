@@ -28,8 +28,3 @@ def warmup_cosine(
         return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
-
-
-def constant_with_warmup(optimizer: Optimizer, step_hint: int, warmup_fraction: float = 0.05) -> LambdaLR:
-    warmup = max(1, int(round(warmup_fraction * step_hint)))
-    return LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))

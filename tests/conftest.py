@@ -1,5 +1,5 @@
 """The whole test session, and every process it starts, uses a private user
-cache (harness/usercache.py): tests never read or write ~/.cache/optbench.
+cache (harness/common/usercache.py): tests never read or write ~/.cache/optbench.
 
 Set in ``os.environ`` at configure time, before any test runs, so that
 subprocesses (``bench`` commands, torchrun, sweep workers) inherit it; tests

@@ -18,8 +18,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness import datacache, metacache, registry, usercache
-from harness.registry import read_literal_metadata
+from harness.common import datacache
+
+from harness.plugins import metacache
+
+from harness.plugins import registry
+
+from harness.common import usercache
+from harness.plugins.registry import read_literal_metadata
 from tests.test_plugins import fake_dist, write
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from harness import api
-from harness.calibrate import CALIBRATION_FILE, calibrate, cv, quantile, round_easier, time_to
-from harness.registry import Registry
+from harness.sweeps.calibrate import CALIBRATION_FILE, calibrate, cv, quantile, round_easier, time_to
+from harness.plugins.registry import Registry
 from tests import fakes
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from harness.api import ParamType
-from harness.runner import execute, plan_run
+from harness.run import execute, plan_run
 from tests.test_cifar import write_fake_cifar
 from workloads.cifar import data as cifar_data
 from workloads.diffusion import FULL, TINY, WORKLOAD, data
@@ -319,7 +319,7 @@ def _run(tmp_path, seed, *overrides):
 
 
 def test_same_seed_same_metrics(tmp_path):
-    from harness.records import read_metrics
+    from harness.run.records import read_metrics
 
     short = ("budget.max_steps=4", "eval.every_steps=4", "threads=1")  # one evaluation per run
     runs = [_run(tmp_path / name, 7, *short) for name in ("a", "b")]

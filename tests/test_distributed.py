@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserInputError
-from harness.records import read_metrics, read_run
+from harness.run.records import read_metrics, read_run
 from tests import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ class FastTask(fakes.SleepTask):
 
 
 def _registry():
-    from harness.registry import Registry
+    from harness.plugins.registry import Registry
 
     registry = Registry(entry_points=False)
     registry.add_workload(fakes.fake_info(name="fakeddp", task="tests.test_distributed:FastTask", target=1e9,
@@ -47,7 +47,7 @@ def _registry():
 
 
 def _run(out: Path):
-    from harness.runner import execute, plan_run
+    from harness.run import execute, plan_run
 
     plan = plan_run("fakeddp", "tests.fakes:PLAIN_SGD", size="tiny", output=out, registry=_registry(),
                     overrides=["threads=1"])
@@ -88,7 +88,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
 def test_batch_is_split_evenly_or_refused():
     import torch
 
-    from harness.distributed import check_batch, shard
+    from harness.run.distributed import check_batch, shard
 
     x, y = torch.arange(16).reshape(8, 2), torch.arange(8)
     parts = [shard((x, {"y": y, "scale": torch.tensor(2.0)}), r, 2, 8) for r in (0, 1)]
@@ -100,7 +100,7 @@ def test_batch_is_split_evenly_or_refused():
 
 
 def test_boundaries_are_agreed_step_counts():
-    from harness.distributed import next_boundary_step as nb
+    from harness.run.distributed import next_boundary_step as nb
 
     # step cadence and step limit: exact
     assert nb(0, 0.0, None, 100, None, None, 60.0) == 100
@@ -114,7 +114,7 @@ def test_boundaries_are_agreed_step_counts():
 
 
 def test_bench_run_nproc_launches_torchrun():
-    from harness.distributed import torchrun_command
+    from harness.run.distributed import torchrun_command
 
     cmd = torchrun_command(2, ["run", "--workload", "cifar"], python="py")
     assert cmd == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import read_metrics, read_run
+from harness.run.records import read_metrics, read_run
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserInputError
-from harness.executors import ExecutorSpec, TrialJob, load_executor, make_submitit_executor, sbatch_script
-from harness.records import read_metrics, read_run
-from harness.registry import Registry
-from harness.seeding import default_threads
-from harness.tuning import plan_sweep, run_sweep
+from harness.sweeps.executors import ExecutorSpec, TrialJob, load_executor, make_submitit_executor, sbatch_script
+from harness.run.records import read_metrics, read_run
+from harness.plugins.registry import Registry
+from harness.common.seeding import default_threads
+from harness.sweeps.tuning import plan_sweep, run_sweep
 from tests import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def test_slurm_executor_takes_the_parameters(tmp_path, monkeypatch):
     import submitit
 
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
-    monkeypatch.setattr("harness.executors.preflight", lambda spec: None)
+    monkeypatch.setattr("harness.sweeps.executors.preflight", lambda spec: None)
     spec = load_executor("slurm", ["executor.partition=gpu", "executor.account=proj42", "executor.mem_gb=32"])
     ex = make_submitit_executor(spec, tmp_path)
     text = ex._make_submission_file_text("CMD", "uid")

@@ -1,4 +1,4 @@
-"""Fast tests for harness/fingerprint.py (no GPU needed; GPU paths are faked)."""
+"""Fast tests for harness/run/fingerprint.py (no GPU needed; GPU paths are faked)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import fingerprint as fpmod
+from harness.run import fingerprint as fpmod
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -350,14 +350,14 @@ def _run_py(code: str) -> subprocess.CompletedProcess:
 
 
 def test_import_does_not_import_torch():
-    proc = _run_py("import sys, harness.fingerprint; print('torch' in sys.modules)")
+    proc = _run_py("import sys, harness.run.fingerprint; print('torch' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
 
 
 def test_collect_without_torch_does_not_import_torch():
     proc = _run_py(
-        "import sys, json, harness.fingerprint as f\n"
+        "import sys, json, harness.run.fingerprint as f\n"
         "fp = f.collect(include_torch=False)\n"
         "json.dumps(fp)\n"
         "assert fp['torch'] is None, fp['torch']\n"
@@ -455,8 +455,8 @@ def test_git_reports_commit_and_dirty_for_a_checkout(tmp_path, monkeypatch):
     if fpmod.shutil.which("git") is None:
         pytest.skip("git not installed")
     repo = tmp_path / "proj"
-    (repo / "harness").mkdir(parents=True)
-    fake_file = repo / "harness" / "fingerprint.py"
+    (repo / "harness" / "run").mkdir(parents=True)
+    fake_file = repo / "harness" / "run" / "fingerprint.py"
     fake_file.write_text("# copy\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -471,7 +471,7 @@ def test_git_reports_commit_and_dirty_for_a_checkout(tmp_path, monkeypatch):
 
 
 def test_git_none_outside_a_checkout(tmp_path, monkeypatch):
-    fake_file = tmp_path / "site-packages" / "harness" / "fingerprint.py"
+    fake_file = tmp_path / "site-packages" / "harness" / "run" / "fingerprint.py"
     fake_file.parent.mkdir(parents=True)
     fake_file.write_text("")
     monkeypatch.setattr(fpmod, "__file__", str(fake_file))
@@ -596,7 +596,7 @@ def test_fake_pynvml_is_preferred_over_nvidia_smi(monkeypatch):
 
 
 def test_world_size_is_part_of_the_hardware_class():
-    from harness.fingerprint import hardware_id
+    from harness.run.fingerprint import hardware_id
 
     fp = {"cpu": {"model": "x", "physical_cores": 8}, "memory_gb": 64, "gpus": [{"name": "H100", "memory_gb": 80}] * 8}
     single = hardware_id({**fp, "world_size": 1})

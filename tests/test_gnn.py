@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from harness.api import ParamType
-from harness.records import read_metrics
-from harness.runner import execute, plan_run
+from harness.run.records import read_metrics
+from harness.run import execute, plan_run
 from workloads.gnn import FULL, TINY, WORKLOAD, data
 from workloads.gnn.model import GNN, GNNConfig
 from workloads.gnn.task import GnnTask, GraphStore, masked_bce, mean_average_precision

@@ -16,8 +16,8 @@ from torch import nn
 from harness.api import ParamType
 from harness.errors import DataError
 from harness.params import typed_parameters
-from harness.records import read_metrics
-from harness.runner import execute, plan_run
+from harness.run.records import read_metrics
+from harness.run import execute, plan_run
 from workloads.gpt import FULL, TINY, WORKLOAD, data
 from workloads.gpt.model import GPT, GPT2_SMALL, GPTConfig
 from workloads.gpt.task import SETTINGS, GPTTask

@@ -756,8 +756,8 @@ def test_evonorm_b0_trains_the_tiny_cifar_resnet(tmp_path):
     # accuracy 0.47; 0.87 and 0.90 after 400 steps).
     import json
 
-    from harness import runner
-    from harness.registry import Registry
+    from harness import run as runner
+    from harness.plugins.registry import Registry
 
     plan = runner.plan_run(
         "cifar",

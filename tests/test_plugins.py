@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import PluginError, UserInputError
-from harness.records import read_run
-from harness.registry import Registry
-from harness.runner import execute, plan_run
-from harness.scaffold import new_submission
+from harness.run.records import read_run
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
+from harness.plugins.scaffold import new_submission
 from tests import fakes
 
 ROOT = Path(__file__).resolve().parent.parent

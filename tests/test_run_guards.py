@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import api
-from harness.records import read_metrics, read_run
-from harness.registry import Registry
-from harness.runner import execute, plan_run
+from harness.run.records import read_metrics, read_run
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
 from tests import fakes
 
 
@@ -88,7 +88,7 @@ def test_a_run_that_misses_validation_claims_no_test_outcome(tmp_path):
 def _summary_text(result, monkeypatch) -> str:
     from rich.console import Console
 
-    from harness import cli
+    from harness.cli import run as cli
 
     buffer = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=buffer, width=200, color_system=None))
@@ -240,7 +240,9 @@ def test_the_watchdog_stops_a_run_off_the_main_thread(tmp_path):
 def test_bench_run_exits_1_when_the_watchdog_fires(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from harness import cli, runner
+    from harness import cli
+
+    from harness.run import plan as runner
 
     class FakeRegistry(Registry):
         def __init__(self, entry_points=True):
@@ -293,7 +295,7 @@ DRIFTING = _norm(DriftingNorm)
 
 @pytest.mark.parametrize("copy", [True, False], ids=["copy", "checksum"])
 def test_a_norm_that_updates_running_stats_in_eval_fails_the_run(tmp_path, monkeypatch, copy):
-    from harness import evalguard
+    from harness.run import evalguard
 
     monkeypatch.setattr(evalguard, "COPY_LIMIT_BYTES", evalguard.COPY_LIMIT_BYTES if copy else 0)
     result = _run(tmp_path, norm="tests.test_run_guards:LEAKY_BN")
@@ -316,7 +318,7 @@ def test_ordinary_batchnorm_in_eval_mode_passes(tmp_path):
 
 @pytest.mark.parametrize("copy_limit", [None, 0], ids=["copy", "checksum"])
 def test_the_snapshot_sees_any_change_and_nothing_else(copy_limit):
-    from harness.evalguard import ModelSnapshot
+    from harness.run.evalguard import ModelSnapshot
 
     model = nn.Sequential(nn.Linear(300, 300), nn.BatchNorm1d(300))
     with torch.no_grad():
@@ -335,7 +337,7 @@ def test_the_snapshot_sees_any_change_and_nothing_else(copy_limit):
 
 
 def test_the_copy_is_bit_exact():
-    from harness.evalguard import ModelSnapshot
+    from harness.run.evalguard import ModelSnapshot
 
     model = nn.Linear(2, 2)
     with torch.no_grad():
@@ -388,7 +390,7 @@ def test_a_submission_gets_a_training_only_view_of_the_task(tmp_path):
 
 
 def test_the_training_view_is_read_only_and_keeps_a_sharded_task_s_batches():
-    from harness.distributed import Dist, ShardedTask
+    from harness.run.distributed import Dist, ShardedTask
 
     task = fakes.SleepTask(fakes.fake_info().sizes["tiny"], torch.device("cpu"), None, 0)
     view = api.TrainingView(task)

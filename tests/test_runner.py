@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from harness.records import read_metrics, read_run
-from harness.registry import Registry
-from harness.runner import execute, plan_run
+from harness.run.records import read_metrics, read_run
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
 from tests import fakes
 
 

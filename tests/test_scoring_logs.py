@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import api, scoring
-from harness.records import MetricsLog, read_run, seal, write_json_atomic
+from harness import api
+
+from harness.score import scoring
+from harness.run.records import MetricsLog, read_run, seal, write_json_atomic
 from tests.test_scoring import record
 
 TARGET = {"metric": "accuracy", "value": 0.9, "direction": "max", "test_value": None}
@@ -220,8 +222,8 @@ def test_unsealed_records_are_checked_when_they_have_a_log(tmp_path):
 def test_the_runners_own_records_agree_with_their_logs(tmp_path):
     """A real run (the fake workload of tests/test_runner.py) passes the check;
     the same record edited and resealed does not."""
-    from harness.registry import Registry
-    from harness.runner import execute, plan_run
+    from harness.plugins.registry import Registry
+    from harness.run import execute, plan_run
     from tests import fakes
 
     registry = Registry(entry_points=False)

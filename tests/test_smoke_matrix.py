@@ -19,8 +19,9 @@ import math
 
 import pytest
 
-from harness import runner
-from harness.registry import Registry
+from harness import run as runner
+from harness.run import build
+from harness.plugins.registry import Registry
 
 REGISTRY = Registry(entry_points=False)
 WORKLOADS = sorted(name for name, e in REGISTRY.workloads.items() if "tiny" in e.info.sizes)
@@ -68,7 +69,7 @@ _TASKS: dict[tuple[str, str], object] = {}
 
 @pytest.fixture
 def cached_tasks(monkeypatch):
-    real_import = runner._import_task
+    real_import = build.import_task
 
     def import_task(spec):
         cls = real_import(spec)
@@ -81,7 +82,7 @@ def cached_tasks(monkeypatch):
 
         return make
 
-    monkeypatch.setattr(runner, "_import_task", import_task)
+    monkeypatch.setattr(build, "import_task", import_task)
 
 
 def _run(tmp_path, workload, submission, norm=None):

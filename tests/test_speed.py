@@ -1,4 +1,4 @@
-"""Budgets that travel (harness/speed.py): reference work turned into this machine's seconds.
+"""Budgets that travel (harness/run/speed.py): reference work turned into this machine's seconds.
 
 A fake workload whose every step busy-waits a known time stands in for a tiny
 size: its measured step time is known, so the budget each machine derives from
@@ -13,11 +13,13 @@ import os
 import pytest
 import torch
 
-from harness import api, speed
-from harness.records import read_metrics
-from harness.registry import Registry
-from harness.runner import execute, plan_run
-from harness.tuning import plan_sweep
+from harness import api
+
+from harness.run import speed
+from harness.run.records import read_metrics
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
+from harness.sweeps.tuning import plan_sweep
 from tests import fakes
 
 SGD = "tests.fakes:PLAIN_SGD"

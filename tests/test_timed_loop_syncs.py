@@ -39,9 +39,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness import api, records, runner
-from harness.registry import Registry
-from harness.runner import execute, plan_run
+from harness import api
+
+from harness.run import records
+
+from harness.run import loop as runner_loop
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
 from tests import fakes
 
 HERE = "tests.test_timed_loop_syncs"
@@ -117,12 +121,11 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Probe:
     monkeypatch.setattr(builtins, "print", probe.counted("print", builtins.print))
     monkeypatch.setattr(records.MetricsLog, "append", probe.counted("MetricsLog.append", records.MetricsLog.append))
     write_json = probe.counted("write_json_atomic", records.write_json_atomic)
-    for module in (records, runner):  # the runner imported it by name
-        monkeypatch.setattr(module, "write_json_atomic", write_json)
+    monkeypatch.setattr(records, "write_json_atomic", write_json)  # the runner writes through records.write_record
 
     # --- phases ------------------------------------------------------------------ #
-    init, open_segment, close_segment = runner._Loop.__init__, runner._Loop.open_segment, runner._Loop.close_segment
-    train = runner._Loop.train
+    init, open_segment, close_segment = runner_loop.TimedLoop.__init__, runner_loop.TimedLoop.open_segment, runner_loop.TimedLoop.close_segment
+    train = runner_loop.TimedLoop.train
 
     def loop_init(self, *args, **kwargs):
         init(self, *args, **kwargs)
@@ -143,10 +146,10 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Probe:
         finally:
             probe.phase = "setup"
 
-    monkeypatch.setattr(runner._Loop, "__init__", loop_init)
-    monkeypatch.setattr(runner._Loop, "open_segment", opened)
-    monkeypatch.setattr(runner._Loop, "close_segment", closed)
-    monkeypatch.setattr(runner._Loop, "train", trained)
+    monkeypatch.setattr(runner_loop.TimedLoop, "__init__", loop_init)
+    monkeypatch.setattr(runner_loop.TimedLoop, "open_segment", opened)
+    monkeypatch.setattr(runner_loop.TimedLoop, "close_segment", closed)
+    monkeypatch.setattr(runner_loop.TimedLoop, "train", trained)
     return probe
 
 

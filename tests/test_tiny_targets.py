@@ -2,7 +2,7 @@
 within the work its budget buys, on any machine.
 
 A tiny size states its budget as reference work (``Size.reference_steps``, the
-tuned baseline's median steps to the target; harness/speed.py turns it into
+tuned baseline's median steps to the target; harness/run/speed.py turns it into
 each machine's seconds), and ``target_setting`` records the calibration: the
 optimizer and hyperparameters, each seed's steps to the target, the spread of
 those steps. Seeds do not reproduce across hardware classes (other CPU kernels
@@ -22,10 +22,10 @@ import math
 import pytest
 
 from harness import api
-from harness.calibrate import tuned_baseline
-from harness.records import read_metrics
-from harness.registry import Registry
-from harness.runner import execute, plan_run
+from harness.sweeps.calibrate import tuned_baseline
+from harness.run.records import read_metrics
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
 
 REGISTRY = Registry(entry_points=False)
 TINY = sorted(name for name, e in REGISTRY.workloads.items() if "tiny" in e.info.sizes)
@@ -54,9 +54,10 @@ def test_each_tiny_budget_is_reference_work_its_schedule_fills(workload):
 
 
 def _run(workload, size, seed, max_steps, tmp_path):
-    optimizer, overrides = tuned_baseline(size)
+    optimizer, hp = tuned_baseline(size)
     plan = plan_run(workload, optimizer, size="tiny", seed=seed, output=tmp_path / f"seed{seed}", registry=REGISTRY,
-                    overrides=[*overrides, "budget.max_runtime_s=3600", f"budget.max_steps={max_steps}"])
+                    hyperparameters={"optimizer": hp},
+                    overrides=["budget.max_runtime_s=3600", f"budget.max_steps={max_steps}"])
     return execute(plan)
 
 

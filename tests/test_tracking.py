@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.registry import Registry
-from harness.runner import execute, plan_run
+from harness.plugins.registry import Registry
+from harness.run import execute, plan_run
 from tests import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def test_offline_run_dir_holds_config_metrics_and_result(tmp_path, capfd):
 
 
 def test_one_wandb_group_per_sweep(tmp_path):
-    from harness.tuning import plan_sweep, run_sweep
+    from harness.sweeps.tuning import plan_sweep, run_sweep
 
     sweep = plan_sweep("fake", "tests.fakes:PLAIN_SGD", size="tiny", studies=1, trials=2, output=tmp_path,
                        registry=_registry(), overrides=["logging.wandb=true", "budget.max_steps=10"])

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from harness import api
 from harness.errors import UserInputError
-from harness.records import read_run, write_json_atomic
-from harness.registry import Registry
-from harness.tuning import load_ruleset, load_search_space, plan_sweep, search_points, summarize, tune
+from harness.run.records import read_run, write_json_atomic
+from harness.plugins.registry import Registry
+from harness.sweeps.tuning import load_ruleset, load_search_space, plan_sweep, search_points, summarize, tune
 from tests import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,7 +313,7 @@ def test_tune_two_optimizers_then_score_gives_a_consistent_leaderboard(tmp_path)
     reach its target within a test's time on 2 CPU cores): tune two optimizers,
     1 study x 3 trials each, then `bench score`."""
     from harness.cli import app
-    from harness.scoring import score_times
+    from harness.score.scoring import score_times
 
     registry = _registry()
     for sub in (SGD, "tests.test_tuning:SLOW_SGD"):

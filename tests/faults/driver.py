@@ -12,8 +12,8 @@ import argparse
 import sys
 
 from harness import api
-from harness.registry import Registry
-from harness.tuning import plan_sweep, run_sweep
+from harness.plugins.registry import Registry
+from harness.sweeps.tuning import plan_sweep, run_sweep
 from tests import fakes
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from harness.tuning import plan_sweep, run_sweep, summarize
+from harness.sweeps.tuning import plan_sweep, run_sweep, summarize
 from tests.faults.driver import registry
 
 SUBMISSION = "tests.faults.bad_submissions"

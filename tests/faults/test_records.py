@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import scoring
-from harness.records import make_run_dir, read_metrics, seal, write_json_atomic
+from harness.score import scoring
+from harness.run.records import make_run_dir, read_metrics, seal, write_json_atomic
 from tests.test_scoring import record
 from tests.test_scoring_logs import _workload_w_is_defined_by_a_60_s_budget, reseal, write_run  # noqa: F401 (autouse fixture)
 
@@ -103,7 +103,7 @@ def test_names_never_escape_the_results_root(tmp_path, evil):
 
 
 def test_a_plugin_name_and_experiment_cannot_escape_via_the_runner(tmp_path):
-    from harness.runner import execute, plan_run
+    from harness.run import execute, plan_run
     from tests.faults.driver import registry
 
     plugin = tmp_path / "evil.py"

@@ -13,7 +13,7 @@ tiny -- ``shapes10``
     learning problem (a linear model does poorly, a small ResNet climbs for a few
     hundred steps) that needs no download: the arrays are regenerated in memory,
     identically every time, from a fixed seed in a few seconds (or loaded from
-    a verified copy in the user cache, harness/datacache.py).
+    a verified copy in the user cache, harness/common/datacache.py).
 
 full -- CIFAR-10
     The official python archive ``cifar-10-python.tar.gz``, checked against its
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datacache import cached_arrays
+from harness.common.datacache import cached_arrays
 from harness.errors import DataError
 
 
@@ -208,7 +208,7 @@ def render_shapes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=1)  # many trials in one process render once (callers must not mutate)
 def shapes_splits() -> Splits:
     """The tiny size's train / validation / test splits (fixed, ~3 s to render;
-    a verified copy in the user cache, harness/datacache.py, loads in ~0.2 s).
+    a verified copy in the user cache, harness/common/datacache.py, loads in ~0.2 s).
     Each split has its own seed so changing one split's size leaves the others."""
     seeds = {split: SHAPES_SEED + 1000 * SHAPES_VERSION + i for i, split in enumerate(SHAPES_SPLITS)}
 

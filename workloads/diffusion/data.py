@@ -12,7 +12,7 @@ tiny -- ``shapes16``
     blocks to 16x16: an anti-aliased image set with sharp, varied structure
     that a small UNet learns to denoise in a few hundred steps on a CPU. No
     download; regenerated identically in a few seconds (or loaded from a
-    verified copy in the user cache, harness/datacache.py).
+    verified copy in the user cache, harness/common/datacache.py).
 
 full -- CIFAR-10
     Read with the cifar workload's loader (the official python archive,
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datacache import cached_arrays
+from harness.common.datacache import cached_arrays
 from workloads.cifar import data as cifar_data
 
 # The tiny target is calibrated on exactly these images. SHAPES16_VERSION
@@ -61,7 +61,7 @@ def render_shapes16(n: int, seed: int) -> np.ndarray:
 @functools.lru_cache(maxsize=1)  # many trials in one process render once (callers must not mutate)
 def shapes16_splits() -> dict[str, np.ndarray]:
     """The tiny size's train / validation / test images (fixed, ~2 s to render;
-    a verified copy in the user cache, harness/datacache.py, loads in ~0.05 s)."""
+    a verified copy in the user cache, harness/common/datacache.py, loads in ~0.05 s)."""
     seeds = {split: SHAPES16_SEED + 1000 * SHAPES16_VERSION + i for i, split in enumerate(SHAPES16_SPLITS)}
 
     def render() -> dict[str, np.ndarray]:

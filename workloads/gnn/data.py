@@ -33,7 +33,7 @@ tiny -- ``molgen v1``: molecule-like graphs with a multi-task label set
     and are ignored by the loss and the metric. Everything is regenerated in
     memory, identically every time, from fixed seeds (a few seconds: pure
     Python, ~0.5 ms a molecule; cached per process, and on disk as a verified
-    copy by harness/datacache.py).
+    copy by harness/common/datacache.py).
 
 full -- ogbg-molpcba (Hu et al., Open Graph Benchmark, NeurIPS 2020)
     The raw csv.gz files of OGB's ``pcba.zip``, read with pandas exactly as
@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datacache import cached_arrays
+from harness.common.datacache import cached_arrays
 from harness.errors import DataError
 
 
@@ -447,7 +447,7 @@ def generate_molecules(num_graphs: int, seed: int) -> GraphSet:
 @functools.lru_cache(maxsize=1)  # many trials in one process generate once (callers must not mutate)
 def molgen_splits() -> dict[str, GraphSet]:
     """The tiny size's train / validation / test splits (~2 s to generate; a
-    verified copy in the user cache, harness/datacache.py, loads in ~0.02 s).
+    verified copy in the user cache, harness/common/datacache.py, loads in ~0.02 s).
     Each split has its own seed so changing one split's size leaves the others unchanged."""
     seeds = {split: MOLGEN_SEED + 1000 * MOLGEN_VERSION + i for i, split in enumerate(MOLGEN_SPLITS)}
     fields = [f.name for f in dataclasses.fields(GraphSet)]

@@ -53,9 +53,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.api import NormFactory, ParamType, Size, Task
-from harness.datacache import arrays_digest
+from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
-from harness.seeding import derive_seed
+from harness.common.seeding import derive_seed
 
 from . import data
 from .model import ALGOPERF_OGBG, GNN, HEAD, GNNConfig, GraphBatch

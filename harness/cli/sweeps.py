@@ -1,7 +1,7 @@
 """``bench tune``, ``bench score``, ``bench compare``: thin layers over
-harness.tuning and harness.scoring.
+harness.sweeps.tuning and harness.score.scoring.
 
-Imported by harness.cli to register the commands on its app. Module level
+Imported by harness/cli/__init__.py to register the commands on its app. Module level
 imports only typer, rich and the standard library: ``bench --help`` must not pay
 for torch, pandas, scipy or matplotlib; each command imports what it needs.
 """
@@ -15,7 +15,8 @@ from typing import Any, List, Optional
 import typer
 from rich.markup import escape
 
-from harness.cli import _planned_budget, _user_errors, app, console, err_console
+from harness.cli.app import user_errors, app, console, err_console
+from harness.cli.run import _planned_budget
 
 
 def _fmt_s(seconds: Any) -> str:
@@ -193,9 +194,9 @@ def tune(
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every trial, e.g. budget.max_steps=200 (makes records unofficial); executor.KEY=VALUE set the executor."),
 ) -> None:
     """Tune a submission on a workload under a ruleset (studies x trials); resumable."""
-    with _user_errors():
-        from harness.executors import load_executor, preflight
-        from harness.tuning import plan_sweep, run_sweep
+    with user_errors():
+        from harness.sweeps.executors import load_executor, preflight
+        from harness.sweeps.tuning import plan_sweep, run_sweep
 
         run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
         run_overrides += ["logging.wandb=true"] if wandb else []
@@ -210,7 +211,7 @@ def tune(
         if dry_run:
             console.print(_points_table(sweep))
             if spec.backend == "slurm":
-                from harness.executors import sbatch_script
+                from harness.sweeps.executors import sbatch_script
 
                 console.print(f"[bold]sbatch script[/] submitit will submit (a job array of the {len(sweep.to_run)} trials to run):")
                 console.print(escape(sbatch_script(spec, sweep.root / "submitit", max(1, len(sweep.to_run)))), highlight=False)
@@ -318,9 +319,9 @@ def score(
     Official boards hold only comparable records: official, sealed, and timed
     against the target and budget that define their workload size here. The
     rest are listed (left_out.csv) with the reason each was left out."""
-    with _user_errors():
+    with user_errors():
         from harness.errors import UserInputError
-        from harness import scoring
+        from harness.score import scoring
 
         if times is not None:
             if results:
@@ -407,10 +408,10 @@ def compare(
     unofficial: bool = typer.Option(False, "--unofficial", help="Also compare records left out of the official boards, on boards of their own."),
 ) -> None:
     """Two submissions side by side per workload: time and steps to target, ratio, spread."""
-    with _user_errors():
+    with user_errors():
         from rich.table import Table
 
-        from harness import scoring
+        from harness.score import scoring
         from harness.errors import UserInputError, did_you_mean
 
         dirs = list(results or [Path("results")])

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from harness.errors import UserInputError, did_you_mean
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 HP_SECTIONS = ("optimizer", "norm")
 
 

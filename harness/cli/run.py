@@ -1,4 +1,5 @@
-"""The ``bench`` command line: a thin layer over harness.runner and friends.
+"""``bench run``, ``bench list``, ``bench hw`` and ``bench data``: one run,
+what is installed, this machine, datasets. A thin layer over harness.run.
 
 Import nothing heavy at module level: ``bench --help`` and ``bench list``
 must answer without importing torch.
@@ -6,63 +7,14 @@ must answer without importing torch.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, List, Optional
 
 import typer
-from rich.console import Console
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
 
-
-def _help_defaults_to_false(cls):
-    """``cls`` with a ``--help`` flag that defaults to False rather than None.
-
-    typer (0.29) coerces an option's value through pydantic unless it already
-    is a bool; an absent ``--help`` is None, so every command would import
-    pydantic (~0.1 s) just to learn that help was not asked for. ``bench list``
-    needs no other coercion: with this it skips pydantic entirely.
-    """
-
-    class HelpFalse(cls):
-        def get_help_option(self, ctx):
-            option = super().get_help_option(ctx)
-            if option is not None and option.default is None:
-                option.default = False
-            return option
-
-    HelpFalse.__name__ = HelpFalse.__qualname__ = f"HelpFalse{cls.__name__}"
-    return HelpFalse
-
-
-app = typer.Typer(
-    cls=_help_defaults_to_false(TyperGroup),
-    add_completion=False,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    help="optbench: wall-clock time to a fixed target for training algorithms.",
-)
-data_app = typer.Typer(no_args_is_help=True, help="Download and verify datasets for the full sizes.")
-app.add_typer(data_app, name="data")
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Our errors become one red line and their exit code; never a traceback."""
-    from harness.errors import OptbenchError
-
-    try:
-        yield
-    except OptbenchError as exc:
-        from rich.markup import escape
-
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+from harness.cli.app import _help_defaults_to_false, app, console, data_app, err_console, user_errors
 
 
 # --------------------------------------------------------------------------- #
@@ -153,7 +105,7 @@ def _hardware_line(rec: dict[str, Any], size) -> str:
 def _summary(result, size) -> None:
     from rich.table import Table
 
-    from harness.speed import describe as speed_describe
+    from harness.run.speed import describe as speed_describe
 
     rec = result.record
     colour = {"reached": "green", "budget_exhausted": "yellow", "diverged": "red", "error": "red", "interrupted": "yellow"}
@@ -205,8 +157,8 @@ def run(
 
     overrides = [*(overrides or []), *(["logging.wandb=true"] if wandb else [])]
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
-    with _user_errors():
-        from harness.runner import execute, plan_run
+    with user_errors():
+        from harness.run import execute, plan_run
 
         plan = plan_run(
             workload, submission, size=size, norm=norm, seed=seed, output=output,
@@ -232,7 +184,7 @@ def _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, ov
     import os
     import subprocess
 
-    from harness.distributed import check_batch, torchrun_command
+    from harness.run.distributed import check_batch, torchrun_command
 
     check_batch(plan.size.batch_size, nproc)
     args = ["run", "--workload", plan.workload.info.name, "--size", plan.size.name, "--seed", str(seed),
@@ -242,7 +194,7 @@ def _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, ov
     cmd = torchrun_command(nproc, [*args, *overrides])
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:  # the node's cores, shared (torchrun would say 1 and warn)
-        from harness.seeding import default_threads
+        from harness.common.seeding import default_threads
 
         env["OMP_NUM_THREADS"] = str(max(1, default_threads() // nproc))
     console.print(f"launching {nproc} process{'es' if nproc != 1 else ''}: torchrun --standalone --nproc_per_node={nproc} "
@@ -256,7 +208,7 @@ def _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, ov
 
 
 def _listing() -> dict[str, Any]:
-    from harness.registry import Registry
+    from harness.plugins.registry import Registry
 
     registry = Registry()
     workloads = []
@@ -308,7 +260,7 @@ def _listed_budget(w: dict[str, Any]) -> str:
 @app.command("list", cls=_help_defaults_to_false(TyperCommand))
 def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Workloads with their sizes, targets and budgets; submissions with kind and origin."""
-    with _user_errors():
+    with user_errors():
         listing = _listing()
     if as_json:
         print(json.dumps(listing, indent=2))
@@ -355,8 +307,8 @@ def hw(
     import torch
     from rich.table import Table
 
-    from harness import fingerprint
-    from harness.seeding import default_threads
+    from harness.run import fingerprint
+    from harness.common.seeding import default_threads
 
     # Threads are part of the class: show the class a default `bench run` here
     # records (the runner sets this many before it fingerprints).
@@ -373,7 +325,7 @@ def hw(
         table.add_row(label, value)
     console.print(table, highlight=False)
     if speed:
-        with _user_errors():
+        with user_errors():
             _speed_table(fp, default_threads(), remeasure)
 
 
@@ -382,9 +334,9 @@ def _speed_table(fp: dict[str, Any], threads: int, remeasure: bool) -> None:
     import torch
     from rich.table import Table
 
-    from harness.registry import Registry
-    from harness.runner import resolve_data_dir
-    from harness.speed import local_budget, local_speed
+    from harness.plugins.registry import Registry
+    from harness.run.build import resolve_data_dir
+    from harness.run.speed import local_budget, local_speed
 
     table = Table(title=f"budgets on {fp.get('hardware_id')} ({threads} threads)")
     for col in ("workload", "size", "ms/step here", "ms/step reference", "speed factor", "budget steps", "budget here", "budget reference", "step time"):
@@ -411,12 +363,12 @@ def data_prepare(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Default: $OPTBENCH_DATA or ~/.cache/optbench."),
 ) -> None:
     """Download and verify a workload's dataset (needs internet)."""
-    with _user_errors():
+    with user_errors():
         import importlib
 
         from harness.errors import UserInputError
-        from harness.registry import Registry
-        from harness.runner import resolve_data_dir
+        from harness.plugins.registry import Registry
+        from harness.run.build import resolve_data_dir
 
         entry = Registry().workload(workload)
         if not entry.info.prepare:
@@ -425,16 +377,3 @@ def data_prepare(
         root = resolve_data_dir({"data_dir": str(data_dir) if data_dir else None})
         path = getattr(importlib.import_module(module), fn)(root)
         console.print(f"ready: {path}")
-
-
-from harness import cli_sweeps  # noqa: E402,F401  (registers bench tune/score/compare)
-from harness import cli_plugins  # noqa: E402,F401  (registers bench new)
-from harness import cli_calibrate  # noqa: E402,F401  (registers bench calibrate)
-
-
-def main() -> None:
-    app(prog_name="bench")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

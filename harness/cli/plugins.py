@@ -1,4 +1,4 @@
-"""``bench new``: scaffold plugins. Registered on :data:`harness.cli.app`.
+"""``bench new``: scaffold plugins. Registered on :data:`harness.cli.app.app`.
 
 Module-level imports are typer, rich and the standard library only, so
 ``bench --help`` stays torch-free.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli import _user_errors, app, console
+from harness.cli.app import user_errors, app, console
 
 new_app = typer.Typer(no_args_is_help=True, help="Write a new plugin that runs as written, ready to edit.")
 app.add_typer(new_app, name="new")
@@ -27,8 +27,8 @@ def new_submission(
 
     Never overwrites a file.
     """
-    with _user_errors():
-        from harness.scaffold import new_submission as scaffold
+    with user_errors():
+        from harness.plugins.scaffold import new_submission as scaffold
 
         result = scaffold(name, kind=kind, package=package, directory=directory)
     what = f"{'an' if result.kind == 'optimizer' else 'a'} {result.kind} plugin"

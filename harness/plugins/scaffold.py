@@ -237,7 +237,7 @@ def check_name(name: str, registered: dict | None = None) -> None:
             f"not starting with a digit); choose a name{suggestion}"
         )
     if registered and name in registered:
-        from harness.registry import _describe
+        from harness.plugins.registry import _describe
 
         raise UserInputError(
             f"submission name {name!r} is already taken by {_describe(registered[name])}; choose another name"
@@ -262,7 +262,7 @@ def render_module(name: str, kind: str, file: str) -> str:
 def _pick_workload(kind: str, sites: tuple[str, ...] = ("token", "node", "conv")) -> str:
     """A workload the new plugin fits, for the printed next commands (cifar if it can)."""
     try:
-        from harness.registry import Registry
+        from harness.plugins.registry import Registry
 
         workloads = Registry().workloads
     except Exception:
@@ -279,7 +279,7 @@ def new_submission(name: str, kind: str = "optimizer", package: bool = False, di
     if kind not in KINDS:
         raise UserInputError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     try:
-        from harness.registry import Registry
+        from harness.plugins.registry import Registry
 
         registered = Registry().submissions
     except Exception:  # a broken installed plugin must not stop scaffolding

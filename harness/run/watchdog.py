@@ -125,7 +125,9 @@ class Watchdog:
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:
-                    self._cond.wait(left)
+                    # Capped: a limit of years (bench calibrate's unbounded
+                    # budget) overflows the platform's timeout; waking hourly is free.
+                    self._cond.wait(min(left, 3600.0))
                     continue
                 self._expire()
 

@@ -21,7 +21,7 @@ Records land in ``<output>/<experiment>/<workload>-<size>/<label>/study_<k>/tria
                "study_seed": ..., "base_seed": 0, "budget_multiplier": 1.0,
                "search_space": "submission" | "<file>", "point": {...}}
 
-so any record can be scored later from anywhere (``harness.scoring``). A
+so any record can be scored later from anywhere (``harness.score.scoring``). A
 ``sweep.json`` beside the study folders lists the planned trials.
 
 Resuming: a trial's identity (``trial_id``) is a stable hash of what defines it -
@@ -41,7 +41,7 @@ trial reached it is a miss (inf).
 
 Python::
 
-    from harness.tuning import tune
+    from harness.sweeps.tuning import tune
     result = tune("cifar", "lion", size="tiny", ruleset="external", studies=1, trials=3)
     result.summary        # per-workload time, steps, spread over studies
 """
@@ -50,17 +50,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from harness.config import CONFIG_DIR, load_named_yaml, named_configs
+from harness.common.config import load_named_yaml, named_configs
+from harness.common.seeding import derive_seed, stable_hash
 from harness.errors import UserInputError
-from harness.records import RUN_FILE, safe_name, write_json_atomic
-from harness.search_space import SearchSpaceError, validate
-from harness.seeding import derive_seed, stable_hash
+from harness.plugins.search_space import SearchSpaceError, validate
+from harness.run.records import safe_name, write_json_atomic
+from harness.sweeps.trials import Sweep, SweepResult, Trial, existing_trial, summarize
 
-SKIP_STATUSES = ("reached", "budget_exhausted", "diverged")  # finished measurements: never rerun
 HP_SECTIONS = ("optimizer", "norm")
 
 
@@ -178,23 +178,6 @@ def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _override_value(value: Any) -> str:
-    """A value in Hydra's override grammar (round-trips floats exactly)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
-    raise UserInputError(f"cannot pass hyperparameter value {value!r} ({type(value).__name__})")
-
-
 def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
     """Split a point into optimizer/norm hyperparameters.
 
@@ -219,72 +202,6 @@ def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[
 # --------------------------------------------------------------------------- #
 
 
-@dataclass
-class Trial:
-    """One planned timed run of a sweep, and what to do about it."""
-
-    study: int
-    index: int
-    seed: int
-    study_seed: int
-    point: dict[str, dict[str, Any]]  # searched values only: {"optimizer": {...}, "norm": {...}}
-    trial_id: str
-    run_dir: Path
-    action: str  # "run" | "skip"
-    why: str  # e.g. "new", "finished earlier (reached)", "previous attempt errored"
-    plan: Any = field(repr=False, default=None)  # harness.runner.RunPlan
-    extra: dict[str, Any] = field(repr=False, default_factory=dict)
-    record: dict[str, Any] | None = field(repr=False, default=None)  # the record once run or found
-
-    @property
-    def name(self) -> str:
-        return f"study {self.study} trial {self.index}"
-
-
-@dataclass
-class Sweep:
-    ruleset: Ruleset
-    workload: str
-    size: str
-    label: str
-    root: Path  # <output>/<experiment>/<workload>-<size>/<label>
-    sweep_id: str
-    base_seed: int
-    studies: int
-    trials_per_study: int
-    search_space: Any
-    search_space_source: str
-    trials: list[Trial]
-    target: dict[str, Any]
-    max_runtime_s: float
-
-    @property
-    def to_run(self) -> list[Trial]:
-        return [t for t in self.trials if t.action == "run"]
-
-
-def _existing(run_dir: Path, trial_id: str) -> tuple[str, str, dict | None]:
-    """(action, why, record) for a trial directory that may hold an earlier record."""
-    path = run_dir / RUN_FILE
-    if not path.exists():
-        return "run", "new", None
-    try:
-        rec = json.loads(path.read_text())
-        old_id = (rec.get("tuning") or {}).get("trial_id")
-        status = rec["status"]
-    except Exception:
-        return "run", "earlier record unreadable", None
-    if old_id != trial_id:
-        if status in SKIP_STATUSES:
-            return "conflict", f"holds a finished trial of another sweep (trial_id {old_id}, {status})", rec
-        return "run", f"definition changed (the unfinished record there, trial_id {old_id}, will be replaced)", None
-    if status in SKIP_STATUSES:
-        return "skip", f"finished earlier ({status})", rec
-    if status == "error":
-        return "run", "previous attempt errored", None
-    return "run", f"previous attempt {status}", None
-
-
 def plan_sweep(
     workload: str,
     submission: str | None = None,
@@ -306,8 +223,8 @@ def plan_sweep(
     ``overrides`` (``key=value``) apply to every trial, e.g. ``budget.max_steps=50``
     for a quick check (which makes the records unofficial).
     """
-    from harness.registry import Registry
-    from harness.runner import plan_run
+    from harness.plugins.registry import Registry
+    from harness.run import plan_run
 
     registry = registry or Registry()
     rules = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
@@ -351,14 +268,9 @@ def plan_sweep(
         space_source = "given"
 
     # The ruleset's budget multiplier and hardware pin, unless the user set them explicitly.
-    ruleset_overrides: list[str] = []
     # A multiplier, not seconds: a tiny size's budget becomes seconds only on the machine that runs it.
     ruleset_budget = rules.budget_multiplier != 1.0 and not user_keys & {"budget.max_runtime_s", "budget.multiplier"}
-    if ruleset_budget:
-        ruleset_overrides.append(f"budget.multiplier={rules.budget_multiplier!r}")
-
-    if rules.hardware_id and "hardware_id" not in user_keys:
-        ruleset_overrides.append(f"hardware_id={rules.hardware_id}")
+    pin = rules.hardware_id if rules.hardware_id and "hardware_id" not in user_keys else None
 
     sub_id = lambda p: {"name": p.name, "sha256": p.sha256}  # noqa: E731
     identity_base = {
@@ -377,16 +289,10 @@ def plan_sweep(
         for i, raw_point in enumerate(points):
             point = _route(raw_point, own, names)
             trial_seed = derive_seed(seed, "study", k, "trial", i) % 2**31
-            hp_overrides = [f"{s}.{n}={_override_value(v)}" for s in HP_SECTIONS for n, v in point[s].items()]
             plan = plan_run(workload, submission, size=size_spec.name, norm=norm, seed=trial_seed, output=output,
-                            experiment=experiment, overrides=[*overrides, *hp_overrides, *ruleset_overrides],
-                            registry=registry)
-            for section, hp in (("optimizer", plan.hp_optimizer), ("norm", plan.hp_norm)):
-                for n, v in point[section].items():  # the override grammar must round-trip values
-                    if hp.get(n) != v:
-                        raise UserInputError(f"hyperparameter {section}.{n}={v!r} arrived as {hp.get(n)!r}")
-            if ruleset_budget:  # the ruleset's own budget is the rule, not a deviation
-                plan.deviations = [d for d in plan.deviations if not d.startswith("multiplier=")]
+                            experiment=experiment, overrides=overrides, hyperparameters=point,
+                            ruleset_multiplier=rules.budget_multiplier if ruleset_budget else None,
+                            pinned_hardware_id=pin, registry=registry)
             trial_id = stable_hash({
                 **identity_base,
                 "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
@@ -396,7 +302,7 @@ def plan_sweep(
                 **({"pinned_hardware_id": plan.config["hardware_id"]} if plan.config.get("hardware_id") else {}),
             })
             run_dir = root / f"study_{k}" / f"trial_{i}"
-            action, why, record = _existing(run_dir, trial_id)
+            action, why, record = existing_trial(run_dir, trial_id)
             extra = {"tuning": {
                 "ruleset": rules.name, "study": k, "trial": i, "trial_id": trial_id, "sweep_id": sweep_id,
                 "label": base_plan.label, "search": rules.search, "studies": n_studies, "trials": n_trials,
@@ -452,23 +358,6 @@ class _TrialObserver:
         pass
 
 
-@dataclass
-class SweepResult:
-    sweep: Sweep
-    ran: list[Trial]
-    skipped: list[Trial]
-    interrupted: bool = False
-    submitted: list[str] = field(default_factory=list)  # job ids, when an executor returned without waiting
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return [t.record for t in self.sweep.trials if t.record is not None]
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return summarize(self.records)
-
-
 def _sweep_manifest(sweep: Sweep) -> dict[str, Any]:
     return {
         "sweep_id": sweep.sweep_id, "ruleset": sweep.ruleset.name, "workload": sweep.workload, "size": sweep.size,
@@ -481,8 +370,8 @@ def _sweep_manifest(sweep: Sweep) -> dict[str, Any]:
 
 
 def check_executor(executor: Any) -> Any:
-    """An :class:`harness.executors.ExecutorSpec` from a name (``configs/executor/``) or a spec."""
-    from harness.executors import ExecutorSpec, load_executor
+    """An :class:`harness.sweeps.executors.ExecutorSpec` from a name (``configs/executor/``) or a spec."""
+    from harness.sweeps.executors import ExecutorSpec, load_executor
 
     return executor if isinstance(executor, ExecutorSpec) else load_executor(executor)
 
@@ -492,20 +381,20 @@ def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: Any
 
     ``executor="local"`` runs trials one after another in this process;
     ``"submitit-local"`` and ``"slurm"`` (or an ExecutorSpec, see
-    :mod:`harness.executors`) run them as independent submitit jobs, which
+    :mod:`harness.sweeps.executors`) run them as independent submitit jobs, which
     run :attr:`Trial.plan` with ``execute(plan, run_dir=..., extra=...)``: the
     records layout is the only coordination. Locally, a Ctrl-C ends the current
     trial as ``interrupted`` (rerun next time) and stops the sweep.
     """
-    from harness.runner import execute
+    from harness.run import execute
 
-    from harness.executors import preflight
+    from harness.sweeps.executors import preflight
 
     spec = check_executor(executor)
     preflight(spec)
     write_json_atomic(sweep.root / "sweep.json", _sweep_manifest(sweep))
     if spec.backend != "inline":
-        from harness.executors import run_trials
+        from harness.sweeps.executors import run_trials
 
         return run_trials(sweep, spec, observer)
     ran, skipped = [], []
@@ -538,38 +427,6 @@ def tune(
 ) -> SweepResult:
     """Plan and run a sweep (the notebook entry point); see :func:`plan_sweep` for arguments."""
     return run_sweep(plan_sweep(workload, submission, **kwargs), observer, executor)
-
-
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """AlgoPerf's per-workload time for one sweep's records.
-
-    ``{"time_s", "steps", "studies": [{"study", "best_trial", "time_s", "steps"}], ...}``:
-    per study the fastest trial that reached the target (inf if none), then the
-    median over studies (inf once half or more of the studies missed).
-    """
-    import statistics
-
-    by_study: dict[Any, list[dict]] = {}
-    for rec in records:
-        by_study.setdefault((rec.get("tuning") or {}).get("study"), []).append(rec)
-    studies = []
-    for study, recs in sorted(by_study.items(), key=lambda kv: (kv[0] is None, kv[0])):
-        reached = [r for r in recs if r.get("status") == "reached" and r.get("time_to_target_s") is not None]
-        best = min(reached, key=lambda r: float(r["time_to_target_s"]), default=None)
-        studies.append({
-            "study": study, "trials": len(recs), "reached": len(reached),
-            "best_trial": (best.get("tuning") or {}).get("trial") if best else None,
-            "time_s": float(best["time_to_target_s"]) if best else math.inf,
-            "steps": float(best["steps_to_target"]) if best else math.inf,
-        })
-    # statistics.median matches numpy's for these: the mean of the middle two,
-    # which is inf when one of them is inf.
-    return {
-        "time_s": statistics.median([s["time_s"] for s in studies]) if studies else math.inf,
-        "steps": statistics.median([s["steps"] for s in studies]) if studies else math.inf,
-        "studies": studies,
-        "studies_reached": sum(math.isfinite(s["time_s"]) for s in studies),
-    }
 
 
 __all__ = [

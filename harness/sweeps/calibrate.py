@@ -21,11 +21,11 @@ of the best validation metric), with a budget rule for CPU-sized problems:
 4. **Budget, as reference work.** Each seed's steps-to-target are read off its
    eval curve; ``reference_steps`` is the median seed's (a seed that never
    reached counts as slowest). The budget buys ``reference_steps /
-   budget_fraction`` tuned-baseline steps on any machine (harness/speed.py
+   budget_fraction`` tuned-baseline steps on any machine (harness/run/speed.py
    turns that into each machine's seconds); the size's ``step_hint`` should
    equal it, so rerun with ``--steps`` set to it when they differ by more than
    an eval period. The calibration also measures this machine's seconds per
-   step (harness/speed.py) and reports the budget in seconds here, beside the
+   step (harness/run/speed.py) and reports the budget in seconds here, beside the
    old rule's (the median seed's timed seconds / budget_fraction), which it
    should reproduce within noise.
 5. **Reliability.** The seeds that reach within the budget's steps are
@@ -53,8 +53,8 @@ from typing import Any, Callable
 
 from harness import api
 from harness.errors import UserInputError
-from harness.records import RUN_FILE, read_metrics, read_run, safe_name, write_json_atomic
-from harness.seeding import derive_seed, stable_hash
+from harness.run.records import RUN_FILE, read_metrics, read_run, safe_name, write_json_atomic
+from harness.common.seeding import derive_seed, stable_hash
 
 CALIBRATION_FILE = "calibration.json"
 UNBOUNDED_S = 1e9  # calibration runs are limited by steps, not seconds
@@ -135,18 +135,12 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _hp_overrides(hp: dict[str, Any]) -> list[str]:
-    from harness.tuning import _override_value
-
-    return [f"optimizer.{k}={_override_value(v)}" for k, v in hp.items()]
-
-
-def tuned_baseline(size: api.Size) -> tuple[str, list[str]]:
-    """(optimizer, config overrides) of the run a size's target was calibrated
-    on: ``bench run --submission OPT ...overrides`` runs the tuned baseline."""
+def tuned_baseline(size: api.Size) -> tuple[str, dict[str, Any]]:
+    """(optimizer, its hyperparameters) of the run a size's target was calibrated
+    on: ``plan_run(..., optimizer, hyperparameters={"optimizer": hp})`` runs the tuned baseline."""
     if not size.target_setting:
         raise UserInputError(f"size {size.name!r} records no target-setting run (Size.target_setting)")
-    return size.target_setting["optimizer"], _hp_overrides(dict(size.target_setting["hyperparameters"]))
+    return size.target_setting["optimizer"], dict(size.target_setting["hyperparameters"])
 
 
 def calibrate(
@@ -165,9 +159,9 @@ def calibrate(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol above and return (and write) the calibration summary."""
-    from harness.registry import Registry, size_of
-    from harness.runner import execute, plan_run
-    from harness.tuning import search_points
+    from harness.plugins.registry import Registry, size_of
+    from harness.run import execute, plan_run
+    from harness.sweeps.tuning import search_points
 
     if search < 0 or seeds < 1:
         raise UserInputError("--search must be at least 0 and --seeds at least 1")
@@ -215,7 +209,8 @@ def calibrate(
             size=size,
             seed=seed,
             output=output,
-            overrides=[*overrides, f"budget.max_steps={steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}", *_hp_overrides(hp)],
+            overrides=[*overrides, f"budget.max_steps={steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
+            hyperparameters={"optimizer": hp},
             registry=registry,
         )
         plan.size = replace(plan.size, target=_NeverMet(**vars(target)), step_hint=steps)
@@ -266,10 +261,10 @@ def calibrate(
 
     # This machine's seconds per step of the tuned point, measured as every
     # run will measure it, turn the reference work into the reference budget.
-    from harness import fingerprint
-    from harness.runner import resolve_data_dir
-    from harness.seeding import default_threads
-    from harness.speed import local_speed
+    from harness.run import fingerprint
+    from harness.run.build import resolve_data_dir
+    from harness.common.seeding import default_threads
+    from harness.run.speed import local_speed
 
     threads = int(seeded[0].record.get("threads") or default_threads())
     import torch

@@ -1,6 +1,6 @@
-"""``bench calibrate``: a thin layer over harness.calibrate.
+"""``bench calibrate``: a thin layer over harness.sweeps.calibrate.
 
-Imported by harness.cli to register the command; module level imports only
+Imported by harness/cli/__init__.py to register the command; module level imports only
 typer, rich and the standard library (``bench --help`` must stay torch-free).
 """
 
@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from harness.cli import _user_errors, app, console
+from harness.cli.app import user_errors, app, console
 
 
 @app.command()
@@ -33,10 +33,10 @@ def calibrate(
     Prints the proposed target, budget and calibration text; it does not edit
     the workload: copy them into its Size when you accept them.
     """
-    with _user_errors():
+    with user_errors():
         from rich.table import Table
 
-        from harness.calibrate import calibrate as run_calibration
+        from harness.sweeps.calibrate import calibrate as run_calibration
 
         def progress(message: str) -> None:
             console.print(f"[dim]{escape(message)}[/]", highlight=False)

@@ -3,7 +3,7 @@
 Trials are independent jobs and the records directory is the only coordination:
 a job looks at its trial's ``run.json`` before it starts, skips a finished trial
 (same ``trial_id``, status reached / budget_exhausted / diverged - the rules of
-:mod:`harness.tuning`), and otherwise runs it with
+:mod:`harness.sweeps.tuning`), and otherwise runs it with
 ``execute(plan, run_dir=..., extra=...)``. So a sweep can be resumed from any
 machine that sees the directory, by rerunning the same ``bench tune`` command.
 
@@ -17,7 +17,7 @@ the command line as ``executor.<key>=<value>``:
 * ``slurm`` - submitit's ``SlurmExecutor``: one job per trial in a SLURM job
   array (at most ``parallel`` running), with partition, account, qos, time,
   GPUs and CPUs from the config. ``nproc > 1`` starts that many tasks per job,
-  one GPU each, which join one DDP run (:mod:`harness.distributed`).
+  one GPU each, which join one DDP run (:mod:`harness.run.distributed`).
 
 Preemption: a job is a :class:`TrialJob`, whose ``checkpoint`` method submitit
 calls when SLURM preempts the job or its time limit nears (SIGUSR2); it
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.config import load_named_yaml, named_configs
+from harness.common.config import load_named_yaml, named_configs
 from harness.errors import UserInputError, did_you_mean
 
 BACKENDS = ("inline", "local", "slurm")
@@ -114,9 +114,9 @@ def load_executor(name_or_path: str | Path = "local", overrides: Sequence[str] =
 
 
 def _finished(run_dir: Path, trial_id: str) -> dict[str, Any] | None:
-    from harness.tuning import _existing
+    from harness.sweeps.trials import existing_trial
 
-    action, why, record = _existing(Path(run_dir), trial_id)
+    action, why, record = existing_trial(Path(run_dir), trial_id)
     if action == "conflict":  # another sweep finished here since planning: never overwrite it
         raise RuntimeError(f"{run_dir} {why}; not running over it")
     return record if action == "skip" else None
@@ -124,7 +124,7 @@ def _finished(run_dir: Path, trial_id: str) -> dict[str, Any] | None:
 
 def _previous_attempt(run_dir: Path) -> dict[str, Any] | None:
     """What an interrupted earlier attempt left behind (its status, last eval)."""
-    from harness.records import read_metrics
+    from harness.run.records import read_metrics
 
     try:
         rec = json.loads((Path(run_dir) / "run.json").read_text())
@@ -144,7 +144,7 @@ class TrialJob:
         self.executor, self.attempt, self.threads = executor, attempt, threads
 
     def __call__(self) -> dict[str, Any]:
-        from harness.runner import execute
+        from harness.run import execute
 
         done = _finished(self.run_dir, self.trial_id)
         if done is not None:  # finished by an earlier job or attempt: never run twice
@@ -273,7 +273,7 @@ def sbatch_script(spec: ExecutorSpec, folder: Path, trials: int = 1) -> str:
 def _jobs_for(sweep, spec: ExecutorSpec, trials) -> list[TrialJob]:
     threads = spec.get("threads_per_job")
     if threads is None and spec.backend == "local":
-        from harness.seeding import default_threads
+        from harness.common.seeding import default_threads
 
         threads = max(1, default_threads() // int(spec.get("parallel", 1)))
     return [TrialJob(t.trial_id, t.run_dir, t.plan, t.extra, spec.name, threads=threads) for t in trials]
@@ -294,9 +294,9 @@ def _local_gpus(parallel: int, nproc: int) -> list[list[int]]:
 
 def run_trials(sweep, spec: ExecutorSpec, observer=None):
     """Submit the sweep's unfinished trials through submitit; wait and report
-    each trial as its record lands. Returns a :class:`harness.tuning.SweepResult`."""
-    from harness.records import RUN_FILE
-    from harness.tuning import SKIP_STATUSES, SweepResult
+    each trial as its record lands. Returns a :class:`harness.sweeps.trials.SweepResult`."""
+    from harness.run.records import RUN_FILE
+    from harness.sweeps.trials import SKIP_STATUSES, SweepResult
 
     skipped = [t for t in sweep.trials if t.action == "skip"]
     for t in skipped:

@@ -19,7 +19,7 @@ seed, seeds        the run seed and the derived per-purpose seeds
 status             reached | budget_exhausted | diverged | interrupted | error | running
 reason             one line saying why the run stopped; harness-detected errors say it plainly:
                    "evaluation changed buffer <name>" (or "parameter <name>": evaluation must not
-                   change the model, harness/evalguard.py), "step did not return within N s (...)"
+                   change the model, harness/run/evalguard.py), "step did not return within N s (...)"
 target             {metric, value, direction, test_value}
 time_to_target_s   timed seconds at the first eval meeting the validation target (null when missed);
                    as in AlgoPerf the validation target alone decides ``reached``
@@ -35,7 +35,7 @@ wall_s             wall-clock seconds of the whole run
 steps, evals       training steps taken, evaluations made
 budget             {max_runtime_s, max_steps, eval_every_steps, eval_every_s, step_hint, basis, multiplier};
                    basis "reference_work" (tiny sizes: max_runtime_s is this machine's seconds for
-                   the size's reference work, harness/speed.py) adds reference_steps, budget_steps,
+                   the size's reference work, harness/run/speed.py) adds reference_steps, budget_steps,
                    budget_fraction, reference_max_runtime_s, reference_hardware_id,
                    reference_s_per_step, speed_factor (this machine's s/step over the reference's)
                    and speed {s_per_step, chunk_s_per_step, method, measured_at, cached, key, ...};
@@ -56,8 +56,8 @@ fingerprint        hardware/software fingerprint, with hardware_id
 data_sha256        the task's digest of the exact data it loaded (Task.data_sha256), or null
 config             the fully composed configuration
 started_at, finished_at   ISO-8601 UTC
-distributed        {world_size, backend, sync_batchnorm, ...} (harness/distributed.py)
-tracking           wandb run id, mode and directory, when --wandb is on (harness/tracking.py)
+distributed        {world_size, backend, sync_batchnorm, ...} (harness/run/distributed.py)
+tracking           wandb run id, mode and directory, when --wandb is on (harness/run/tracking.py)
 tuning             sweep trials only: {ruleset, study, trial, trial_id, sweep_id, point, ...}
 execution          trials run by an executor: {executor, job_id, attempt, requeued, restart, ...}
 calibration        bench calibrate runs only: {identity, phase, index}
@@ -65,7 +65,7 @@ digest             "sha256:<hex>" of the canonical JSON of everything above; the
                    skips a record whose digest does not match (edited after the fact), and
                    one whose time and steps to target are not those of the first line of
                    its metrics.jsonl meeting its validation target (edited and resealed;
-                   harness/scoring.py, _log_problem)
+                   harness/score/scoring.py, _log_problem)
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -199,6 +199,74 @@ def make_run_dir(root: Path, *parts: str, run_name: str) -> Path:
     raise RuntimeError(f"could not create a run directory under {base}")
 
 
+def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int, device: Any,
+               fingerprint: dict[str, Any], data_sha256: str | None, budget: dict[str, Any],
+               deviations: list[str], distributed: dict[str, Any], started_at: str,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's record as it starts (status ``running``), in the schema above.
+
+    ``plan`` is the run's ``harness.run.plan.RunPlan``; the rest is what set-up
+    decided on this machine. The runner fills in the outcome fields as the run
+    goes, and seals and writes the record at its start and its end.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_dir.name,
+        "experiment": plan.config["experiment"],
+        "workload": plan.workload.info.name,
+        "size": plan.size.name,
+        "submission": plan.asked.provenance(),
+        "optimizer": plan.optimizer.provenance(),
+        "norm": plan.norm.provenance(),
+        "label": plan.label,
+        "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
+        "seed": plan.seed,
+        "seeds": seeds,
+        "threads": threads,
+        "device": str(device),
+        "status": "running",
+        "reason": "",
+        "target": plan.size.target.as_dict(),
+        "time_to_target_s": None,
+        "steps_to_target": None,
+        "test_target_met": None,
+        "test_value_at_target": None,
+        "timed_s": 0.0,
+        "eval_s": 0.0,
+        "setup_s": None,
+        "wall_s": None,
+        "steps": 0,
+        "evals": 0,
+        "budget": {
+            **budget,
+            "max_runtime_s": plan.max_runtime_s,
+            "max_steps": plan.max_steps,
+            "eval_every_steps": plan.eval_every_steps,
+            "eval_every_s": plan.eval_every_s,
+            "step_hint": plan.size.step_hint,
+        },
+        "watchdog_s": None,
+        "official": not deviations,
+        "deviations": deviations,
+        "pinned_hardware_id": plan.config.get("hardware_id"),
+        "model_parameters": None,
+        "final_metrics": {},
+        "error": None,
+        "fingerprint": fingerprint,
+        "data_sha256": data_sha256,
+        "distributed": distributed,
+        "config": plan.config,
+        "started_at": started_at,
+        "finished_at": None,
+        **(extra or {}),
+    }
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    """Seal ``record`` and replace ``run_dir/run.json`` with it, atomically."""
+    write_json_atomic(Path(run_dir) / RUN_FILE, seal(record))
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
     with open(Path(run_dir) / RUN_FILE) as f:
         return json.load(f)
@@ -220,8 +288,3 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return rows
-
-
-def iter_run_dirs(root: Path) -> Iterator[Path]:
-    for path in sorted(Path(root).rglob(RUN_FILE)):
-        yield path.parent

@@ -76,10 +76,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.config import CONFIG_DIR, load_named_yaml, named_configs
+from harness.common.config import load_named_yaml, named_configs
 from harness.errors import UserInputError
-from harness.fingerprint import record_hardware_class
-from harness.records import DIGEST_KEY, METRICS_FILE, RUN_FILE, digest_ok
+from harness.run.fingerprint import record_hardware_class
+from harness.run.records import DIGEST_KEY, METRICS_FILE, RUN_FILE, digest_ok
 
 INF = math.inf
 FINISHED = ("reached", "budget_exhausted", "diverged", "error")  # records that are results
@@ -457,7 +457,7 @@ def _default_norm(workload: str) -> str | None:
     """The workload's default norm, from the registry if it is installed here (torch-free)."""
     if workload not in _DEFAULT_NORMS:
         try:
-            from harness.registry import Registry
+            from harness.plugins.registry import Registry
 
             _DEFAULT_NORMS[workload] = Registry().workload(workload).info.default_norm
         except Exception:
@@ -533,7 +533,7 @@ def installed_size(workload: str, size: str):
     key = (workload, size)
     if key not in _SIZES:
         try:
-            from harness.registry import Registry
+            from harness.plugins.registry import Registry
 
             _SIZES[key] = Registry().workload(workload).info.sizes.get(size)
         except Exception:

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import usercache
+from harness.common import usercache
 
 FORMAT = 1
 _loaded: tuple[Path, dict[str, dict[str, Any]]] | None = None  # (file, its entries), read once per process

@@ -31,14 +31,14 @@ generation), so the two never pool.
 
 Rules this module keeps:
 
-* no torch import at module level -- ``import harness.fingerprint`` stays cheap;
+* no torch import at module level -- ``import harness.run.fingerprint`` stays cheap;
   torch is imported inside ``collect`` only when ``include_torch=True``;
 * every probe is wrapped: a probe that fails yields ``None`` for its field,
   never an exception;
 * the hostname is not recorded, only ``host_hash`` (12 hex of its sha256);
 * memory figures are GiB (2**30 bytes), labelled ``*_gb`` as most tools do.
 
-``python -m harness.fingerprint`` prints the fingerprint as JSON.
+``python -m harness.run.fingerprint`` prints the fingerprint as JSON.
 """
 
 from __future__ import annotations
@@ -367,7 +367,7 @@ def _git() -> Optional[dict]:
         return None
     root = Path(top.strip()).resolve()
     # Installed in some unrelated repository (e.g. a venv inside another checkout)?
-    if here.parent.parent != root:
+    if here.parents[2] != root:
         return None
     sha = _run(["git", "rev-parse", "HEAD"], cwd=str(root))
     status = _run(["git", "status", "--porcelain"], cwd=str(root))

@@ -7,8 +7,8 @@ against what it stands for before it is used: a missing, corrupt, stale or
 unwritable entry costs only the time to recompute it, so failing to read or
 write the cache is never an error.
 
-Two users: plugins' literal metadata (harness/metacache.py, for ``bench
-list``) and generated tiny datasets (harness/datacache.py, for run set-up).
+Two users: plugins' literal metadata (harness/plugins/metacache.py, for ``bench
+list``) and generated tiny datasets (harness/common/datacache.py, for run set-up).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ timed after a device sync; the fastest chunk sets the figure (as in timeit: a
 slower chunk measures other processes, not this machine). The metric stays
 wall-clock seconds on the machine that ran; only the budget travels.
 
-A measurement is cached in the user cache (harness/usercache.py) per hardware
+A measurement is cached in the user cache (harness/common/usercache.py) per hardware
 class, size, thread count, torch version and the code it ran (the workload's
 package and both plugins' sources), so it is taken once per class and retaken
 when any of those changes. ``bench hw --speed`` prints every tiny size's
@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import api, usercache
+from harness import api
+
+from harness.common import usercache
 from harness.errors import UserInputError
 
 WARMUP_STEPS = 5
@@ -68,7 +70,7 @@ def _task_package_sha(task_spec: str) -> str | None:
     """sha256 of every .py file of the package that holds the workload's Task."""
     import importlib.util
 
-    from harness.registry import source_sha256
+    from harness.plugins.registry import source_sha256
 
     module = task_spec.partition(":")[0]
     spec = importlib.util.find_spec(module)
@@ -93,7 +95,7 @@ def cache_key(entry, size: api.Size, threads: int, hardware_id: str | None, regi
     """What a measurement depends on; any change misses the cache."""
     import torch
 
-    from harness.seeding import stable_hash
+    from harness.common.seeding import stable_hash
 
     optimizer, hp, norm = _baseline(entry, size, registry, point)
     return stable_hash({
@@ -117,8 +119,8 @@ def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registr
     import torch
 
     from harness.params import typed_parameters
-    from harness.runner import _import_task, build_model, build_optimizer
-    from harness.seeding import derive_seed
+    from harness.run.build import build_model, build_optimizer, import_task as _import_task
+    from harness.common.seeding import derive_seed
 
     optimizer_plugin, hp, norm_plugin = _baseline(entry, size, registry, point)
     optimizer_sub, norm_sub = optimizer_plugin.load(), norm_plugin.load()
@@ -164,7 +166,7 @@ def local_speed(entry, size: api.Size, *, threads: int, device, data_dir: Path, 
                 registry=None, remeasure: bool = False, point=None) -> Speed:
     """This machine's seconds per tuned-baseline step for ``size``: cached, else measured (and cached).
     ``point`` = (optimizer name, hyperparameters) measures that point instead of the size's baseline."""
-    from harness.registry import Registry
+    from harness.plugins.registry import Registry
 
     registry = registry or Registry()
     key = cache_key(entry, size, threads, hardware_id, registry, point)

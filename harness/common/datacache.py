@@ -15,7 +15,7 @@ that. A cached copy must be exactly what generation would return now, so:
 * writes go through a temporary file and ``os.replace``, so concurrent runs
   (DDP ranks, sweep workers) see a whole file or none.
 
-``OPTBENCH_CACHE=0`` turns it off; ``OPTBENCH_CACHE_DIR`` moves it (harness/usercache.py).
+``OPTBENCH_CACHE=0`` turns it off; ``OPTBENCH_CACHE_DIR`` moves it (harness/common/usercache.py).
 Each name keeps its KEEP most recently written entries; older ones are removed.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from harness import usercache
+from harness.common import usercache
 
 FORMAT = 1
 MANIFEST = "__manifest__"

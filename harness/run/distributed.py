@@ -269,11 +269,25 @@ def next_boundary_step(
     return min(candidates) if candidates else step + 1
 
 
+def record_block(d: Dist, global_batch: int) -> dict[str, Any]:
+    """The record's ``distributed`` block as a run starts (``batchnorm`` is set
+    once the model is built: none | single-process | per-rank | sync)."""
+    return {
+        "world_size": d.world_size,
+        "backend": d.backend,
+        "launcher": d.launcher,
+        "global_batch": global_batch,
+        "batch_per_rank": global_batch // d.world_size,
+        "batchnorm": None,
+        "clock": "max over ranks, agreed at eval boundaries" if d.active else "single process",
+    }
+
+
 def describe_devices(d: Dist, device) -> dict[str, Any]:
     """Every rank's device, gathered at set-up (untimed): ``{"world_size", "backend", "ranks": [...]}``."""
     import torch
 
-    from harness import fingerprint as fp_mod
+    from harness.run import fingerprint as fp_mod
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

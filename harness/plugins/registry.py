@@ -8,7 +8,7 @@
 
 The same contract (harness/api.py) holds for all three. Listing never imports a
 submission: its literal metadata (KIND, DEFAULTS, ...) is read from the source
-with ``ast`` (or from harness/metacache.py while the file's bytes are unchanged),
+with ``ast`` (or from harness/plugins/metacache.py while the file's bytes are unchanged),
 and an entry point's file is located without running its package, so ``bench
 list`` stays torch-free. ``Registry.submission()`` checks that
 metadata; ``Plugin.load()`` imports the code and checks the functions.
@@ -36,11 +36,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness import api, metacache
-from harness.errors import OptbenchError, PluginError, UserInputError, did_you_mean, unknown
-from harness.search_space import SearchSpaceError, validate
+from harness import api
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness.plugins import metacache
+from harness.errors import OptbenchError, PluginError, UserInputError, did_you_mean, unknown
+from harness.plugins.search_space import SearchSpaceError, validate
+
+ROOT = Path(__file__).resolve().parents[2]
 BUILTIN_SUBMISSIONS = ROOT / "submissions"
 BUILTIN_WORKLOADS = ROOT / "workloads"
 SUBMISSION_GROUP = "optbench.submissions"

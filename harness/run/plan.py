@@ -1,0 +1,239 @@
+"""Planning a run: names resolved, the config composed once, every value typed.
+
+``plan_run`` is where a run's settings are decided and checked, before
+anything slow happens, and where a run's *deviations* are decided: every
+setting that departs from the size's definition (budget, eval cadence,
+target, a hardware class other than the pinned one) is one, and a run with
+any is unofficial. Nothing else in the harness decides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness import api
+from harness.common.config import compose
+from harness.errors import UserInputError, did_you_mean
+from harness.plugins.registry import Plugin, Registry, WorkloadEntry, size_of
+
+
+@dataclass
+class RunPlan:
+    """A fully resolved, validated run; nothing has been written yet."""
+
+    workload: WorkloadEntry
+    size: api.Size
+    optimizer: Plugin
+    norm: Plugin
+    asked: Plugin  # the submission named on the command line
+    label: str  # results sub-directory for this optimizer/norm pairing
+    hp_optimizer: api.Hyperparameters
+    hp_norm: api.Hyperparameters
+    config: dict[str, Any]
+    max_runtime_s: float
+    max_steps: int | None
+    eval_every_steps: int | None
+    eval_every_s: float | None
+    deviations: list[str] = field(default_factory=list)
+    # "reference_work": the size's budget is tuned-baseline steps, turned into
+    # this machine's seconds when the run starts (harness/run/speed.py); until
+    # then max_runtime_s is what it came to on the calibration's class.
+    # "fixed": max_runtime_s is the budget wherever the run happens.
+    budget_basis: str = "fixed"
+    budget_multiplier: float = 1.0
+    budget_note: str = ""  # why a tiny size's budget did not travel, for the record
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def deviations_on(self, hardware_id: str | None) -> list[str]:
+        """The run's deviations once it knows its hardware class: the plan's,
+        and a class other than the pinned one (its seconds are another machine's)."""
+        pinned = self.config.get("hardware_id")
+        if pinned and pinned != hardware_id:
+            return [*self.deviations, f"hardware {hardware_id} is not the pinned {pinned}"]
+        return list(self.deviations)
+
+
+def config_deviations(config: Mapping[str, Any]) -> list[str]:
+    """What in a composed config departs from the size's definition: budget,
+    eval cadence, target. Each makes the run unofficial (``RunPlan.deviations_on``
+    adds the hardware pin, known only when the run starts)."""
+    found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
+
+
+def default_size(entry: WorkloadEntry) -> str:
+    """``full`` when a CUDA device is present (and the workload has one), else ``tiny``."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    return "full" if has_cuda and "full" in entry.info.sizes else "tiny"
+
+
+def plan_run(
+    workload: str,
+    submission: str | None = None,
+    *,
+    size: str | None = None,
+    norm: str | None = None,
+    seed: int | None = None,
+    output: str | Path | None = None,
+    experiment: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    hyperparameters: Mapping[str, Mapping[str, Any]] | None = None,
+    ruleset_multiplier: float | None = None,
+    pinned_hardware_id: str | None = None,
+    registry: Registry | None = None,
+) -> RunPlan:
+    """Resolve names and compose the config; raise UserInputError on bad input.
+
+    ``submission`` may be an optimizer or a norm; the other half defaults to
+    the workload's baseline (``default_optimizer`` / ``default_norm``).
+
+    ``overrides`` are the user's ``key=value`` strings (the CLI's edge); what
+    callers know as values comes typed and is never turned into strings:
+    ``hyperparameters`` ({"optimizer": {...}, "norm": {...}}, applied over the
+    overrides), a ruleset's budget multiplier (``ruleset_multiplier``: the
+    ruleset's rule, so not a deviation) and hardware pin (``pinned_hardware_id``).
+    """
+    registry = registry or Registry()
+    entry = registry.workload(workload)
+    info = entry.info
+    if size is not None:
+        size_of(entry, size)  # a misspelled size fails before anything slow
+    asked, optimizer_plugin, norm_plugin = _plugins(registry, info, submission, norm)
+    # Resolved after the names so typos fail fast; default_size imports torch.
+    size_name = size or default_size(entry)
+    size_spec = size_of(entry, size_name)
+
+    opt_defaults = dict(optimizer_plugin.meta.get("DEFAULTS", {}))
+    norm_defaults = dict(norm_plugin.meta.get("DEFAULTS", {}) or {})
+    config = compose(overrides, {"optimizer": opt_defaults, "norm": norm_defaults})
+    for key, value in (("seed", seed), ("output", output), ("experiment", experiment),
+                       ("hardware_id", pinned_hardware_id)):
+        if value is not None:
+            config[key] = str(value) if key == "output" else value
+    _apply_hyperparameters(config, hyperparameters or {}, {"optimizer": opt_defaults, "norm": norm_defaults})
+    deviations = config_deviations(config)
+    budget = config["budget"]
+    if ruleset_multiplier is not None and budget.get("multiplier") is None:
+        budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
+    size_spec = _with_target_overrides(size_spec, config.get("target") or {})
+    every_steps, every_s = _cadence(config, size_spec)
+
+    label = asked.name
+    if asked.kind == "optimizer" and norm_plugin.name != info.default_norm:
+        label = f"{optimizer_plugin.name}+{norm_plugin.name}"
+    config["workload"] = {"name": info.name, "size": size_name}
+    config["submission"] = {"optimizer": optimizer_plugin.name, "norm": norm_plugin.name, "asked": submission}
+    multiplier = float(budget.get("multiplier") or 1.0)
+    if multiplier <= 0:
+        raise UserInputError(f"budget.multiplier must be positive, got {multiplier}")
+    basis, note = _budget_basis(size_spec, budget)
+    return RunPlan(
+        workload=entry,
+        size=size_spec,
+        optimizer=optimizer_plugin,
+        norm=norm_plugin,
+        asked=asked,
+        label=label,
+        hp_optimizer=api.Hyperparameters({**opt_defaults, **config.get("optimizer", {})}),
+        hp_norm=api.Hyperparameters({**norm_defaults, **config.get("norm", {})}),
+        config=config,
+        max_runtime_s=float(budget["max_runtime_s"] or size_spec.max_runtime_s * multiplier),
+        max_steps=budget["max_steps"] or size_spec.max_steps,
+        eval_every_steps=every_steps,
+        eval_every_s=every_s,
+        deviations=deviations,
+        budget_basis=basis,
+        budget_multiplier=multiplier,
+        budget_note=note,
+    )
+
+
+def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None, norm: str | None):
+    """(asked, optimizer, norm): ``submission`` may be either half; the other
+    defaults to the workload's baseline, and the norm must fit its sites."""
+    asked = registry.submission(submission or info.default_optimizer)
+    if asked.kind == "norm":
+        if norm is not None:
+            raise UserInputError(f"{asked.name!r} is a norm submission; pass an optimizer as --submission with --norm")
+        norm_plugin, optimizer_plugin = asked, registry.submission(info.default_optimizer, "optimizer")
+    elif asked.kind == "optimizer":
+        optimizer_plugin = asked
+        norm_plugin = registry.submission(norm or info.default_norm, "norm")
+    else:
+        raise UserInputError(f"submission {asked.name!r} has unknown KIND {asked.kind!r}")
+    sites = tuple(norm_plugin.meta.get("SITES", ()))
+    unsupported = [s for s in info.norm_sites if s not in sites]
+    if unsupported:
+        raise UserInputError(
+            f"norm {norm_plugin.name!r} supports sites {', '.join(sites) or 'none'}; "
+            f"workload {info.name!r} needs {', '.join(info.norm_sites)}"
+        )
+    return asked, optimizer_plugin, norm_plugin
+
+
+def _apply_hyperparameters(config: dict[str, Any], given: Mapping[str, Mapping[str, Any]],
+                           defaults: Mapping[str, Mapping[str, Any]]) -> None:
+    """Typed hyperparameters over the composed config; unknown names are refused."""
+    for section, names in defaults.items():
+        values = dict(given.get(section) or {})
+        unknown_names = sorted(set(values) - set(names))
+        if unknown_names:
+            name = unknown_names[0]
+            raise UserInputError(f"unknown {section} hyperparameter {name!r}; {did_you_mean(name, list(names))}")
+        config[section] = {**(config.get(section) or {}), **values}
+
+
+def _with_target_overrides(size_spec: api.Size, target_override: Mapping[str, Any]) -> api.Size:
+    """The size with ``target.validation`` / ``target.test`` overrides applied.
+
+    A different target is a different benchmark: allowed for quick
+    experiments and tests, recorded, and never official (config_deviations)."""
+    if all(v is None for v in target_override.values()):
+        return size_spec
+    t = size_spec.target
+    validation, test = target_override.get("validation"), target_override.get("test")
+    return replace(size_spec, target=replace(
+        t,
+        validation=t.validation if validation is None else float(validation),
+        test=t.test if test is None else float(test),
+    ))
+
+
+def _cadence(config: Mapping[str, Any], size_spec: api.Size) -> tuple[int | None, float | None]:
+    """(eval every steps, eval every seconds): the config's, else the size's; every limit positive."""
+    cadence, budget, watchdog = config["eval"], config["budget"], config.get("watchdog") or {}
+    every_steps, every_s = cadence["every_steps"], cadence["every_s"]
+    if every_steps is None and every_s is None:
+        every_steps, every_s = size_spec.eval_every_steps, size_spec.eval_every_s
+    for name, value in (("eval.every_steps", every_steps), ("eval.every_s", every_s), ("budget.max_steps", budget["max_steps"]),
+                        ("watchdog.factor", watchdog.get("factor")), ("watchdog.limit_s", watchdog.get("limit_s"))):
+        if value is not None and value <= 0:
+            raise UserInputError(f"{name} must be positive, got {value}")
+    return every_steps, every_s
+
+
+def _budget_basis(size_spec: api.Size, budget: Mapping[str, Any]) -> tuple[str, str]:
+    """(basis, note): "reference_work" when the size's budget travels as tuned-
+    baseline steps (harness/run/speed.py), else "fixed" seconds.
+
+    One process's step time says nothing of several ranks' steps: a run under
+    torchrun keeps the calibration class's seconds (the record says so)."""
+    from harness.run.distributed import env_world_size
+
+    travels = size_spec.reference_steps is not None and budget["max_runtime_s"] is None
+    basis = "reference_work" if travels and env_world_size() == 1 else "fixed"
+    note = "distributed run: the calibration class's seconds, not re-measured" if travels and basis == "fixed" else ""
+    return basis, note
+
+
+__all__ = ["RunPlan", "plan_run", "default_size", "config_deviations"]
