@@ -343,8 +343,6 @@ class Task:
     def param_types(self, model: "nn.Module") -> dict[str, ParamType]:
         """Type of every parameter, by name. The default infers it from the
         owning module; override where the inference is wrong for your model."""
-        from harness.params import infer_param_types
-
         return infer_param_types(model)
 
     def next_batch(self, step: int) -> Any:
@@ -441,6 +439,54 @@ OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_fo
 NORM_REQUIRED = ("SITES", "make_norm")
 NORM_OPTIONAL = ("DEFAULTS", "SEARCH_SPACE", "transform_model")
 KINDS = ("optimizer", "norm")
+
+def infer_param_types(model: "nn.Module", head: str | None = None) -> dict[str, ParamType]:
+    """Type every parameter from the module that owns it.
+
+    ``head`` names the module whose weight is the final read-out (typed HEAD,
+    so e.g. Muon leaves it to AdamW). Modules may declare ``is_norm = True`` to
+    mark hand-written norm layers. (Here, not in harness/params.py, because
+    it is ``Task.param_types``'s default: the contract depends on nothing.)
+    """
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    norm_modules = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+    if hasattr(nn, "RMSNorm"):
+        norm_modules = norm_modules + (nn.RMSNorm,)
+    types: dict[str, ParamType] = {}
+    modules = dict(model.named_modules())
+    for module_name, module in modules.items():
+        own = dict(module.named_parameters(recurse=False))
+        owner_name, gains = module_name, set()
+        if isinstance(module, parametrize.ParametrizationList):
+            # The originals of a parametrized tensor (weight_norm, spectral_norm,
+            # weight standardization) live in "<owner>.parametrizations.<tensor>":
+            # type them by the owner. Originals smaller than the largest one
+            # (weight_norm's magnitude g) are per-unit gains, typed NORM.
+            owner_name = module_name.rsplit(".", 2)[0] if module_name.count(".") >= 2 else ""
+            module = modules[owner_name]
+            biggest = max((p.numel() for p in own.values()), default=0)
+            gains = {n for n, p in own.items() if p.numel() < biggest}
+        is_norm = isinstance(module, norm_modules) or getattr(module, "is_norm", False)
+        for param_name, param in own.items():
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            if is_norm or param_name in gains:
+                types[full] = ParamType.NORM
+            elif isinstance(module, nn.Embedding):
+                types[full] = ParamType.EMBEDDING
+            elif head is not None and owner_name == head and param.ndim >= 2:
+                types[full] = ParamType.HEAD
+            elif param.ndim == 1:
+                types[full] = ParamType.BIAS
+            elif param.ndim == 2:
+                types[full] = ParamType.MATRIX
+            elif param.ndim > 2:
+                types[full] = ParamType.CONV
+            else:
+                types[full] = ParamType.OTHER
+    return types
+
 
 class Status(str, enum.Enum):
     """How a run ended: run.json's ``status``, and everything that follows from it.

@@ -16,7 +16,7 @@ from torch import nn
 from harness.api import ParamType
 from harness.run import execute, plan_run
 from tests.test_cifar import write_fake_cifar
-from workloads.cifar import data as cifar_data
+from harness.common import cifar10, shapes
 from workloads.diffusion import FULL, TINY, WORKLOAD, data
 from workloads.diffusion.model import DDPM_CIFAR10, AttnBlock, ResBlock, UNet, UNetConfig, timestep_embedding
 from workloads.diffusion.task import METRIC, SETTINGS, DiffusionTask, make_betas
@@ -62,12 +62,12 @@ def test_workload_info():
 def test_shapes16_are_downsampled_cifar_shapes():
     # The tiny target was calibrated on the cifar renderer of this version:
     # if cifar bumps it, the diffusion tiny target must be recalibrated.
-    assert cifar_data.SHAPES_VERSION == data.CIFAR_SHAPES_VERSION
+    assert shapes.SHAPES_VERSION == data.CIFAR_SHAPES_VERSION
     x = data.render_shapes16(20, seed=3)
     assert x.shape == (20, 3, 16, 16) and x.dtype == np.uint8
     assert np.array_equal(x, data.render_shapes16(20, seed=3))
     assert not np.array_equal(x, data.render_shapes16(20, seed=4))
-    big, _ = cifar_data.render_shapes(20, seed=3)
+    big, _ = shapes.render_shapes(20, seed=3)
     block = big[7, 1, 4:6, 10:12].astype(float)
     assert x[7, 1, 2, 5] == np.rint(block.mean())
     with pytest.raises(ValueError):
@@ -246,8 +246,8 @@ def test_loss_evaluate_and_param_types(tiny_task, monkeypatch):
 @pytest.fixture()
 def fake_cifar(tmp_path, monkeypatch):
     path, batches = write_fake_cifar(tmp_path)
-    monkeypatch.setattr(cifar_data, "CIFAR10_SHA256", cifar_data.sha256_file(path))
-    monkeypatch.setattr(cifar_data, "CIFAR10_VALIDATION", 10)
+    monkeypatch.setattr(cifar10, "CIFAR10_SHA256", cifar10.sha256_file(path))
+    monkeypatch.setattr(cifar10, "CIFAR10_VALIDATION", 10)
     return tmp_path, batches
 
 
@@ -262,7 +262,7 @@ def test_full_task_on_fake_cifar(fake_cifar):
     assert {k: v.shape for k, v in images.items()} == {
         "train": (90, 3, 32, 32), "validation": (10, 3, 32, 32), "test": (20, 3, 32, 32),
     }  # fmt: skip
-    test_rows = batches[cifar_data.CIFAR10_TEST_MEMBER][0]
+    test_rows = batches[cifar10.CIFAR10_TEST_MEMBER][0]
     assert np.array_equal(images["test"].reshape(20, -1), test_rows)
 
     task = _full_task(data_dir)
@@ -302,9 +302,9 @@ def test_prepare_delegates_to_cifar(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
     archive, _ = write_fake_cifar(source, per_batch=2)
-    sha = cifar_data.sha256_file(archive)
+    sha = cifar10.sha256_file(archive)
     path = data.prepare(tmp_path / "data", url=archive.as_uri(), sha256=sha)
-    assert path == tmp_path / "data" / cifar_data.CIFAR10_ARCHIVE and cifar_data.sha256_file(path) == sha
+    assert path == tmp_path / "data" / cifar10.CIFAR10_ARCHIVE and cifar10.sha256_file(path) == sha
     assert WORKLOAD.prepare == "workloads.diffusion.data:prepare"
 
 

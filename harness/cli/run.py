@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperCommand
 
+from harness.api import Status, comparison_sign
 from harness.cli.app import _help_defaults_to_false, app, console, data_app, err_console, user_errors
 
 
@@ -50,8 +51,7 @@ class _RichObserver:
         target = self.plan.size.target
         key = f"validation/{target.metric}"
         value = row.get(key)
-        sign = ">" if target.direction == "max" else "<"
-        text = f"{key} {value:.4f} (target {sign} {target.validation:g})" if value is not None else ""
+        text = f"{key} {value:.4f} (target {target.sign} {target.validation:g})" if value is not None else ""
         self.progress.update(self.task_id, completed=min(row["timed_s"], self.plan.max_runtime_s), step=row["step"], metric=text)
         self.progress.refresh()
 
@@ -62,7 +62,7 @@ class _RichObserver:
 def _banner(plan, size_was_default: bool) -> None:
     info, size = plan.workload.info, plan.size
     target = size.target
-    sign = ">" if target.direction == "max" else "<"
+    sign = target.sign
     why = ""
     if size_was_default:
         why = " (default: a CUDA device is present)" if size.name == "full" else " (default: no CUDA device; use --size full on a GPU)"
@@ -108,17 +108,17 @@ def _summary(result, size) -> None:
     from harness.run.speed import describe as speed_describe
 
     rec = result.record
-    colour = {"reached": "green", "budget_exhausted": "yellow", "diverged": "red", "error": "red", "interrupted": "yellow"}
+    status = Status.of(rec["status"])
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("status", f"[{colour.get(rec['status'], 'white')}]{rec['status']}[/] — {rec['reason']}")
+    table.add_row("status", f"[{status.colour if status else 'white'}]{rec['status']}[/] — {rec['reason']}")
     ttt = rec["time_to_target_s"]
     table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else "— (missed)")
     table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")
     target = rec.get("target") or {}
     if target.get("test_value") is not None:  # reported beside the time, as AlgoPerf: it never decides reached
-        sign = ">" if target.get("direction") == "max" else "<"
+        sign = comparison_sign(target.get("direction"))
         value = rec.get("test_value_at_target")
         if rec.get("test_target_met") is None:
             shown = "— (validation target not reached)"
@@ -272,7 +272,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         table.add_column(col)
     for w in listing["workloads"]:
         t = w["target"]
-        sign = ">" if t["direction"] == "max" else "<"
+        sign = comparison_sign(t["direction"])
         every = f"{w['eval_every_steps']} steps" if w["eval_every_steps"] else f"{w['eval_every_s']:g} s"
         table.add_row(w["workload"], w["size"], f"{w['dataset']} · {w['model']}", str(w["batch_size"]),
                       f"{t['metric']} {sign} {t['value']:g}", _listed_budget(w), every,

@@ -14,9 +14,10 @@ list``) and generated tiny datasets (harness/common/datacache.py, for run set-up
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Callable
+
+from harness.common import files
 
 ENV_DIR = "OPTBENCH_CACHE_DIR"
 ENV_SWITCH = "OPTBENCH_CACHE"
@@ -40,21 +41,12 @@ def cache_dir() -> Path | None:
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
-    """Write ``path`` through a temporary file in its directory and ``os.replace``,
-    so a concurrent reader sees the old file or the new one, never a torn one.
-    Returns False (leaving no temporary file) when the cache is not writable."""
-    tmp = None
+    """Write ``path`` atomically (harness/common/files.py), so a concurrent
+    reader sees the old file or the new one, never a torn one. Returns False
+    (leaving no temporary file) when the cache is not writable: a cache that
+    cannot be written only costs speed."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
+        files.write_atomic(path, write, durable=False)
         return True
     except OSError:  # read-only or full file system, permissions
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         return False

@@ -73,12 +73,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from harness.common.files import write_text_atomic
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -123,22 +123,8 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dumps(obj, indent=2, sort_keys=False))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """``obj`` as indented JSON, replacing ``path`` atomically and durably (harness/common/files.py)."""
+    write_text_atomic(path, dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 DIGEST_KEY = "digest"

@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.api import Status
+
 
 def wandb_enabled(config: dict[str, Any]) -> bool:
     return bool((config.get("logging") or {}).get("wandb", False))
@@ -149,7 +151,8 @@ class WandbTracker:
             keys = ("status", "reason", "time_to_target_s", "steps_to_target", "timed_s", "eval_s", "steps", "evals", "official")
             self.run.summary.update({k: record.get(k) for k in keys})
             self.run.summary.update({f"final/{k}": v for k, v in (record.get("final_metrics") or {}).items()})
-            self.run.finish(exit_code=0 if record.get("status") in ("reached", "budget_exhausted", "diverged") else 1)
+            status = Status.of(record.get("status"))
+            self.run.finish(exit_code=0 if status and status.is_measurement else 1)
         except Exception as exc:
             _warn(f"finish failed: {type(exc).__name__}: {exc}")
         finally:

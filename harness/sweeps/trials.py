@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from harness.api import Status
 from harness.run.records import RUN_FILE
 
 if TYPE_CHECKING:
     from harness.sweeps.tuning import Ruleset
 
-SKIP_STATUSES = ("reached", "budget_exhausted", "diverged")  # finished measurements: never rerun
+SKIP_STATUSES = tuple(s.value for s in Status if s.is_measurement)  # finished measurements: never rerun
 
 
 @dataclass

@@ -5,9 +5,9 @@ images ``(N, 3, H, W)``, channel-major. Labels are not used (unconditional
 generation).
 
 tiny -- ``shapes16``
-    The cifar workload's procedural shapes (ten shape classes rendered from
-    signed distance fields in random colours, over a gradient, with a
-    distractor blob and pixel noise; see ``workloads/cifar/data.py``),
+    The procedural shapes the cifar workload also uses (ten shape classes
+    rendered from signed distance fields in random colours, over a gradient,
+    with a distractor blob and pixel noise; harness/common/shapes.py),
     rendered at 32x32 from this module's own seeds and averaged over 2x2 pixel
     blocks to 16x16: an anti-aliased image set with sharp, varied structure
     that a small UNet learns to denoise in a few hundred steps on a CPU. No
@@ -15,11 +15,11 @@ tiny -- ``shapes16``
     verified copy in the user cache, harness/common/datacache.py).
 
 full -- CIFAR-10
-    Read with the cifar workload's loader (the official python archive,
-    sha256-checked, restricted unpickler): 45000 train, the last 5000 training
-    images as validation (as AlgoPerf), the official 10000 test images.
-    ``prepare`` is cifar's: both workloads read the same archive in the same
-    data directory.
+    Read with the shared loader (harness/common/cifar10.py: the official
+    python archive, sha256-checked, restricted unpickler): 45000 train, the
+    last 5000 training images as validation (as AlgoPerf), the official 10000
+    test images. ``prepare`` is the same as cifar's: both workloads read the
+    same archive in the same data directory.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.common import cifar10, shapes
 from harness.common.datacache import cached_arrays
-from workloads.cifar import data as cifar_data
 
 # The tiny target is calibrated on exactly these images. SHAPES16_VERSION
 # names this module's recipe; CIFAR_SHAPES_VERSION the renderer it was
@@ -54,7 +54,7 @@ def downsample2x(images: np.ndarray) -> np.ndarray:
 
 def render_shapes16(n: int, seed: int) -> np.ndarray:
     """``n`` 16x16 shape images, uint8 (n, 3, 16, 16), identical for identical (n, seed)."""
-    images, _ = cifar_data.render_shapes(n, seed)
+    images, _ = shapes.render_shapes(n, seed)
     return downsample2x(images)
 
 
@@ -68,19 +68,19 @@ def shapes16_splits() -> dict[str, np.ndarray]:
         return {split: render_shapes16(n, seed=seeds[split]) for split, n in SHAPES16_SPLITS.items()}
 
     params = {"version": SHAPES16_VERSION, "splits": SHAPES16_SPLITS, "seeds": seeds}
-    arrays = cached_arrays("diffusion-shapes16", params, [__file__, cifar_data.__file__], render)
+    arrays = cached_arrays("diffusion-shapes16", params, [__file__, shapes.__file__], render)
     return {split: arrays[split] for split in SHAPES16_SPLITS}
 
 
 def load_cifar10_images(data_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """CIFAR-10's images, split as the cifar workload splits them (labels dropped).
-    Raises cifar's DatasetMissing / DatasetCorrupt (DataError) with instructions."""
-    return {split: images for split, (images, _labels) in cifar_data.load_cifar10(data_dir).items()}
+    Raises DatasetMissing / DatasetCorrupt (DataError) with instructions."""
+    return {split: images for split, (images, _labels) in cifar10.load_cifar10(data_dir).items()}
 
 
 def prepare(
-    data_dir: str | os.PathLike, url: str = cifar_data.CIFAR10_URL, sha256: str = cifar_data.CIFAR10_SHA256
+    data_dir: str | os.PathLike, url: str = cifar10.CIFAR10_URL, sha256: str = cifar10.CIFAR10_SHA256
 ) -> Path:
     """``bench data prepare diffusion``: download and verify the same CIFAR-10
     archive as ``bench data prepare cifar`` (a no-op when it is already there)."""
-    return cifar_data.prepare(data_dir, url=url, sha256=sha256)
+    return cifar10.prepare(data_dir, url=url, sha256=sha256)

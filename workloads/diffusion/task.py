@@ -106,7 +106,7 @@ class DiffusionTask(Task):
 
         splits = data.shapes16_splits() if size.name == "tiny" else data.load_cifar10_images(self.data_dir)
         # full: the images come from the CIFAR-10 archive, checked against its sha256
-        self.data_sha256 = arrays_digest(splits) if size.name == "tiny" else data.cifar_data.CIFAR10_SHA256
+        self.data_sha256 = arrays_digest(splits) if size.name == "tiny" else data.cifar10.CIFAR10_SHA256
 
         abar = torch.cumprod(1.0 - make_betas(s.schedule, s.timesteps), dim=0)
         self.sqrt_abar = abar.sqrt().float().to(device)

@@ -57,12 +57,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import http.client
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections import deque
 from dataclasses import dataclass
@@ -71,19 +68,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.common.datacache import cached_arrays
-from harness.errors import DataError
-
-
-class DatasetMissing(DataError, FileNotFoundError):
-    pass
-
-
-class DatasetCorrupt(DataError, ValueError):
-    pass
-
-
-class DownloadFailed(DataError, RuntimeError):
-    pass
+from harness.common.files import download
+from harness.errors import DataError, DatasetCorrupt, DatasetMissing, DownloadFailed  # noqa: F401  (this workload's data API)
 
 
 @dataclass
@@ -558,15 +544,9 @@ def prepare(data_dir: str | os.PathLike, url: str = PCBA_URL) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=parent, prefix=".pcba-download-"))
     try:
-        archive = workdir / "pcba.zip"
-        try:
-            with open(archive, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, out, 1 << 20)
-        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
-            raise DownloadFailed(
-                f"could not download ogbg-molpcba from {url} ({e}). Without internet access, fetch "
-                f"pcba.zip on another machine and unzip it into {parent} (giving {root}/raw/...); then run again."
-            ) from e
+        archive = download(url, workdir / "pcba.zip", offline_hint=(
+            f"Without internet access, fetch pcba.zip on another machine and unzip it into {parent} "
+            f"(giving {root}/raw/...); then run again."))
         try:
             with zipfile.ZipFile(archive) as z:
                 z.extractall(workdir / "unpacked")

@@ -27,29 +27,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import http.client
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from harness.errors import DataError
-
-
-class DatasetMissing(DataError, FileNotFoundError):
-    pass
-
-
-class DatasetCorrupt(DataError, ValueError):
-    pass
-
-
-class DownloadFailed(DataError, RuntimeError):
-    pass
+from harness.common.files import download
+from harness.errors import DataError, DatasetCorrupt, DatasetMissing, DownloadFailed  # noqa: F401  (this workload's data API)
 
 
 # --------------------------------------------------------------------------- #
@@ -220,18 +204,7 @@ def prepare(data_dir: str | os.PathLike, num_train_shards: int = FINEWEB_TRAIN_S
 
 
 def _download(url: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, out, 1 << 20)
-        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
-            raise DownloadFailed(
-                f"could not download {url} ({e}). Without internet access, run modded-nanogpt's "
-                f"data/cached_fineweb10B.py on another machine and copy data/fineweb10B/*.bin to {path.parent}/"
-            ) from e
-        read_shard(tmp)  # header and length, before it takes the final name
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # Header and length are checked before the file takes its final name.
+    download(url, path, check=read_shard, offline_hint=(
+        "Without internet access, run modded-nanogpt's data/cached_fineweb10B.py on another machine "
+        f"and copy data/fineweb10B/*.bin to {path.parent}/"))
