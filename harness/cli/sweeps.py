@@ -15,6 +15,7 @@ from typing import Any, List, Optional
 import typer
 from rich.markup import escape
 
+from harness.api import Status, comparison_sign
 from harness.cli.app import user_errors, app, console, err_console
 from harness.cli.run import _planned_budget
 
@@ -96,13 +97,12 @@ class _RichSweepObserver:
 
     def on_trial_end(self, trial, record: dict[str, Any], ran: bool) -> None:
         status = record.get("status", "?")
-        if status == "reached":
+        if status == Status.REACHED:
             self.reached += 1
-        colour = {"reached": "green", "budget_exhausted": "yellow", "diverged": "red", "error": "red", "interrupted": "yellow"}
-        result = f"[{colour.get(status, 'white')}]{status}[/]"
-        if status == "reached":
+        result = f"[{_status_colour(status)}]{status}[/]"
+        if status == Status.REACHED:
             result += f" {_fmt_s(record.get('time_to_target_s'))} ({_fmt_steps(record.get('steps_to_target'))} steps)"
-        elif status == "error":
+        elif status == Status.ERROR:
             result += f" — {record.get('reason', '')}"
         note = "" if ran else " [dim](finished earlier: skipped)[/]"
         self.progress.console.print(f"  {trial.name:<17} {escape(self._point(trial)):<60} {result}{note}", highlight=False)
@@ -113,13 +113,20 @@ class _RichSweepObserver:
         self.progress.stop()
 
 
+def _status_colour(status: Any) -> str:
+    """A trial's status in its colour (:attr:`Status.colour`); white for
+    anything that is not how a run ended (``running``, or no status at all)."""
+    known = Status.of(status)
+    return known.colour if known is not None and known is not Status.RUNNING else "white"
+
+
 def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def _sweep_header(sweep) -> None:
     t = sweep.target
-    sign = ">" if t["direction"] == "max" else "<"
+    sign = comparison_sign(t["direction"])
     rules = sweep.ruleset
     deviations = sweep.trials[0].plan.deviations if sweep.trials else []
     console.print(
@@ -230,7 +237,7 @@ def tune(
     if result.interrupted:
         err_console.print("[yellow]interrupted:[/] rerun the same command to resume (finished trials are skipped)")
         raise typer.Exit(130)
-    errors = [t for t in result.ran if t.record.get("status") == "error"]
+    errors = [t for t in result.ran if t.record.get("status") == Status.ERROR]
     if errors:
         err_console.print(f"[bold red]error:[/] {len(errors)} trial(s) failed; see the lines above (rerun to retry them)")
         raise typer.Exit(1)
@@ -328,13 +335,7 @@ def score(
                 raise UserInputError("give results directories or --times FILE, not both")
             if normalize:
                 raise UserInputError("--normalize reads speed factors from records: it does not apply to a --times table")
-            by_ruleset = scoring.score_times_csv(times, preset)
-            for ruleset, result in by_ruleset.items():
-                title = f"scores{' · ruleset ' + ruleset if ruleset else ''} · preset {result.preset.name}"
-                for table in _scores_tables(title, result):
-                    console.print(table)
-            if out is not None:
-                _wrote(scoring.write_scores(by_ruleset, out))
+            _score_times_table(times, preset, out)
             return
 
         dirs = list(results or [])
@@ -344,36 +345,71 @@ def score(
                                       include_unofficial=unofficial)
         _print_warnings(board.warnings)
         if not board.groups:
-            if not board.left_out.empty and not unofficial:
-                raise UserInputError(f"no record is comparable ({len(board.left_out)} left out, see the warnings); "
-                                     "--unofficial scores them as boards of their own")
-            if normalize and not board.trials.empty:
-                raise UserInputError("no record can be normalised (none has a reference-work budget with a speed factor; see the warnings)")
-            raise UserInputError(f"no finished records under {', '.join(str(d) for d in dirs)}")
+            _refuse_empty_board(board, dirs, normalize=normalize, unofficial=unofficial)
         for g in board.groups:
-            if g.normalized:
-                hw = f"[yellow]{escape(g.hardware_id)}[/]: {_plural(len(g.hardware_ids), 'class', 'classes')} ({', '.join(g.hardware_ids)})"
-            elif g.mixed_hardware:
-                hw = f"[yellow]mixed hardware ({', '.join(g.hardware_ids)})[/]"
-            else:
-                hw = f"hardware {g.hardware_id}"
-            n = g.records if g.records is not None else int(
-                ((board.trials["ruleset"] == g.ruleset) & (board.trials["hardware_id"].isin(g.hardware_ids))).sum())
-            title = f"ruleset [cyan]{g.ruleset}[/] · {hw} · {n} record{'s' if n != 1 else ''}"
-            if g.board != scoring.OFFICIAL_BOARD:
-                title = f"[yellow]unofficial board[/] (records left out of the official ones) · {title}"
-            for table in _scores_tables(title, g.result, official=g.official):
+            for table in _scores_tables(_group_title(board, g), g.result, official=g.official):
                 console.print(table)
-        hardware = sorted({hw for g in board.groups for hw in g.hardware_ids})
-        if normalize:
-            console.print("[dim]normalised: each time divided by its record's speed factor (seconds per tuned-baseline step "
-                          "here over the reference class's); approximate, as one baseline's speed ratio need not hold "
-                          "for every submission.[/]")
-        elif len(hardware) > 1 and not allow_mixed_hardware:
-            console.print(f"[dim]{len(hardware)} hardware classes are scored separately; --allow-mixed-hardware merges them, "
-                          "--normalize sets them side by side in reference seconds.[/]")
+        _hardware_note(board, normalize=normalize, allow_mixed_hardware=allow_mixed_hardware)
         paths = scoring.write_leaderboard(board, out or Path(dirs[0]) / "leaderboard")
         _wrote(paths)
+
+
+def _score_times_table(times: Path, preset: Optional[str], out: Optional[Path]) -> None:
+    """``bench score --times``: score a CSV of times, one board per ruleset in it."""
+    from harness.score import scoring
+
+    by_ruleset = scoring.score_times_csv(times, preset)
+    for ruleset, result in by_ruleset.items():
+        title = f"scores{' · ruleset ' + ruleset if ruleset else ''} · preset {result.preset.name}"
+        for table in _scores_tables(title, result):
+            console.print(table)
+    if out is not None:
+        _wrote(scoring.write_scores(by_ruleset, out))
+
+
+def _refuse_empty_board(board, dirs: list[Path], *, normalize: bool, unofficial: bool) -> None:
+    """Nothing to score: say why (records left out, none normalisable, or no
+    finished records at all) and what would score them."""
+    from harness.errors import UserInputError
+
+    if not board.left_out.empty and not unofficial:
+        raise UserInputError(f"no record is comparable ({len(board.left_out)} left out, see the warnings); "
+                             "--unofficial scores them as boards of their own")
+    if normalize and not board.trials.empty:
+        raise UserInputError("no record can be normalised (none has a reference-work budget with a speed factor; see the warnings)")
+    raise UserInputError(f"no finished records under {', '.join(str(d) for d in dirs)}")
+
+
+def _group_title(board, g) -> str:
+    """A board's title: its ruleset, hardware (normalised, mixed or one class),
+    how many records, and whether it is unofficial."""
+    from harness.score import scoring
+
+    if g.normalized:
+        hw = f"[yellow]{escape(g.hardware_id)}[/]: {_plural(len(g.hardware_ids), 'class', 'classes')} ({', '.join(g.hardware_ids)})"
+    elif g.mixed_hardware:
+        hw = f"[yellow]mixed hardware ({', '.join(g.hardware_ids)})[/]"
+    else:
+        hw = f"hardware {g.hardware_id}"
+    n = g.records if g.records is not None else int(
+        ((board.trials["ruleset"] == g.ruleset) & (board.trials["hardware_id"].isin(g.hardware_ids))).sum())
+    title = f"ruleset [cyan]{g.ruleset}[/] · {hw} · {n} record{'s' if n != 1 else ''}"
+    if g.board != scoring.OFFICIAL_BOARD:
+        title = f"[yellow]unofficial board[/] (records left out of the official ones) · {title}"
+    return title
+
+
+def _hardware_note(board, *, normalize: bool, allow_mixed_hardware: bool) -> None:
+    """Below the boards: what normalised times are, or that several hardware
+    classes were scored apart and how to put them together."""
+    hardware = sorted({hw for g in board.groups for hw in g.hardware_ids})
+    if normalize:
+        console.print("[dim]normalised: each time divided by its record's speed factor (seconds per tuned-baseline step "
+                      "here over the reference class's); approximate, as one baseline's speed ratio need not hold "
+                      "for every submission.[/]")
+    elif len(hardware) > 1 and not allow_mixed_hardware:
+        console.print(f"[dim]{len(hardware)} hardware classes are scored separately; --allow-mixed-hardware merges them, "
+                      "--normalize sets them side by side in reference seconds.[/]")
 
 
 # --------------------------------------------------------------------------- #

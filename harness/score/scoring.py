@@ -76,13 +76,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from harness.api import BUDGET_FRACTION, Status, Target, comparison_sign, is_better
 from harness.common.config import load_named_yaml, named_configs
 from harness.errors import UserInputError
 from harness.run.fingerprint import record_hardware_class
 from harness.run.records import DIGEST_KEY, METRICS_FILE, RUN_FILE, digest_ok
 
 INF = math.inf
-FINISHED = ("reached", "budget_exhausted", "diverged", "error")  # records that are results
+FINISHED = tuple(s.value for s in Status if s.is_result)  # records that are results: measurements and errors
 UNTUNED = "untuned"  # ruleset of records written by a plain `bench run`
 MIXED = "mixed"  # hardware_id shown for groups scored with --allow-mixed-hardware
 REFERENCE_WORK = "reference_work"  # budget basis of a record whose seconds can be normalised
@@ -329,7 +330,7 @@ def _record_problem(rec: Any) -> str | None:
     status = rec["status"]
     if status not in FINISHED:
         return f"status {status!r} (not finished)"
-    if status == "reached":
+    if status == Status.REACHED:
         t = _as_float(rec.get("time_to_target_s"))
         if t is None or not math.isfinite(t) or t <= 0:
             return "status reached but no valid time_to_target_s"
@@ -344,11 +345,9 @@ def _record_problem(rec: Any) -> str | None:
     return None
 
 
-def _log_target(rec: Mapping[str, Any]):
+def _log_target(rec: Mapping[str, Any]) -> Target | None:
     """The record's validation target as an ``api.Target`` (test target left
     out: reached means the validation target met, as AlgoPerf), or None."""
-    from harness.api import Target  # torch-free
-
     t = rec.get("target")
     if not isinstance(t, Mapping):
         return None
@@ -401,43 +400,50 @@ def _log_problem(rec: Mapping[str, Any], log_path: Path) -> str | None:
     exists but cannot be read is always a problem.
     """
     status = rec.get("status")
-    if status not in ("reached", "budget_exhausted"):
+    if status not in (Status.REACHED, Status.BUDGET_EXHAUSTED):
         return None
     sealed = DIGEST_KEY in rec
     target = _log_target(rec)
     if not log_path.is_file():
-        if status == "reached" and sealed:
+        if status == Status.REACHED and sealed:
             return f"status reached but no {METRICS_FILE} beside it to check its time to target against"
         return None
     if target is None:
-        if status == "reached" and sealed:
+        if status == Status.REACHED and sealed:
             return "status reached but no usable target {metric, value, direction} to check its log against"
         return None
     rows = _log_rows(log_path)
     if isinstance(rows, str):
         return rows
-    key, sign = f"validation/{target.metric}", (">" if target.direction == "max" else "<")
+    key = f"validation/{target.metric}"
+    meeting = [(i, row) for i, row in rows if is_better(_as_float(row.get(key)), target.validation, target.direction)]
+    if status == Status.REACHED:
+        return _reached_log_problem(rec, meeting, key, target)
+    return _exhausted_log_problem(rec, meeting, key, target)
 
-    def meets(row: Mapping[str, Any]) -> bool:
-        value = _as_float(row.get(key))
-        if value is None or not math.isfinite(value):
-            return False
-        return value > target.validation if target.direction == "max" else value < target.validation
 
-    meeting = [(i, row) for i, row in rows if meets(row)]
-    if status == "reached":
-        if not meeting:
-            return (f"status reached but no line of its {METRICS_FILE} meets its target "
-                    f"({key} {sign} {target.validation:g})")
-        i, row = meeting[0]
-        where = f"the first line of its {METRICS_FILE} meeting its target (line {i}, {key} {row.get(key)})"
-        steps, row_step = _as_float(rec.get("steps_to_target")), _as_float(row.get("step"))
-        if row_step is None or steps != row_step:
-            return f"steps_to_target {rec.get('steps_to_target')} disagrees with {where}: step {row.get('step')}"
-        t, row_t = _as_float(rec.get("time_to_target_s")), _as_float(row.get("timed_s"))
-        if t is None or row_t is None or not abs(t - row_t) <= 1e-9:
-            return f"time_to_target_s {rec.get('time_to_target_s')!r} disagrees with {where}: timed_s {row.get('timed_s')!r}"
-        return None
+def _reached_log_problem(rec: Mapping[str, Any], meeting: list[tuple[int, Any]], key: str,
+                         target: Target) -> str | None:
+    """Why a ``reached`` record disagrees with the first line of its log that
+    meets its target (``meeting``: the lines that do), or None."""
+    if not meeting:
+        return (f"status reached but no line of its {METRICS_FILE} meets its target "
+                f"({key} {target.sign} {target.validation:g})")
+    i, row = meeting[0]
+    where = f"the first line of its {METRICS_FILE} meeting its target (line {i}, {key} {row.get(key)})"
+    steps, row_step = _as_float(rec.get("steps_to_target")), _as_float(row.get("step"))
+    if row_step is None or steps != row_step:
+        return f"steps_to_target {rec.get('steps_to_target')} disagrees with {where}: step {row.get('step')}"
+    t, row_t = _as_float(rec.get("time_to_target_s")), _as_float(row.get("timed_s"))
+    if t is None or row_t is None or not abs(t - row_t) <= 1e-9:
+        return f"time_to_target_s {rec.get('time_to_target_s')!r} disagrees with {where}: timed_s {row.get('timed_s')!r}"
+    return None
+
+
+def _exhausted_log_problem(rec: Mapping[str, Any], meeting: list[tuple[int, Any]], key: str,
+                           target: Target) -> str | None:
+    """Why a ``budget_exhausted`` record disagrees with its log: a line that
+    meets its target (``meeting``) within the budget's seconds, or None."""
     budget = rec.get("budget")
     limit = _as_float(budget.get("max_runtime_s")) if isinstance(budget, Mapping) else None
     limit = math.inf if limit is None else limit
@@ -445,7 +451,7 @@ def _log_problem(rec: Mapping[str, Any], log_path: Path) -> str | None:
         row_t = _as_float(row.get("timed_s"))
         if row_t is None or row_t <= limit:
             return (f"status budget_exhausted but line {i} of its {METRICS_FILE} meets its target "
-                    f"({key} {row.get(key)} {sign} {target.validation:g}) at step {row.get('step')}, "
+                    f"({key} {row.get(key)} {target.sign} {target.validation:g}) at step {row.get('step')}, "
                     f"timed_s {row.get('timed_s')!r}, within the budget of {limit:g} s")
     return None
 
@@ -552,7 +558,7 @@ def _same(a: Any, b: Any, rel: float = 1e-9) -> bool:
 def _target_text(target: Mapping[str, Any] | None) -> str:
     if not isinstance(target, Mapping) or target.get("direction") not in ("max", "min"):
         return "no target"
-    sign = ">" if target["direction"] == "max" else "<"
+    sign = comparison_sign(target["direction"])
     text = f"{target.get('metric')} {sign} {_as_float(target.get('value')):g}" if _as_float(target.get("value")) is not None \
         else f"{target.get('metric')} {sign} ?"
     test = _as_float(target.get("test_value"))
@@ -564,8 +570,6 @@ def _budget_text(budget: Mapping[str, Any] | None) -> str:
     if not isinstance(budget, Mapping):
         return "no budget"
     if budget.get("basis") == REFERENCE_WORK:
-        from harness.api import BUDGET_FRACTION  # torch-free
-
         text = f"{budget.get('reference_steps')} reference steps"
         multiplier = _as_float(budget.get("multiplier")) or 1.0
         if multiplier != 1.0:
@@ -588,8 +592,6 @@ def record_terms(rec: Mapping[str, Any]) -> str:
 
 def _definition_budget(size: Any, multiplier: float) -> dict[str, Any]:
     """The budget block an official run of ``size`` under ``multiplier`` carries."""
-    from harness.api import BUDGET_FRACTION
-
     if size.reference_steps is not None:
         return {"basis": REFERENCE_WORK, "reference_steps": size.reference_steps, "budget_fraction": BUDGET_FRACTION,
                 "multiplier": multiplier, "max_steps": size.max_steps}
@@ -673,7 +675,7 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     rows = []
     for rec in records:
         tuning = rec.get("tuning") or {}
-        reached = rec["status"] == "reached"
+        reached = rec["status"] == Status.REACHED
         time_s = _as_float(rec.get("time_to_target_s")) if reached else None
         basis, reference, factor = _budget_speed(rec)
         steps = _as_float(rec.get("steps_to_target")) if reached else None
@@ -861,20 +863,35 @@ def score_records(
             "classes side by side, in reference seconds; --allow-mixed-hardware pools raw seconds")
     if not isinstance(preset, Preset):
         preset = load_preset(preset)
-    if dirs_or_records and isinstance(dirs_or_records[0], Mapping):
-        records = [dict(r) for r in dirs_or_records]
-        notes = []
-        kept = []
-        for i, rec in enumerate(records):
-            problem = _record_problem(rec)
-            if problem:
-                notes.append(f"skipped {rec.get('_path', f'record {i}')}: {problem}")
-            else:
-                kept.append(rec)
-        loaded = Loaded(kept, notes)
-    else:
-        loaded = load_records(dirs_or_records)
-    lookup = sizes or installed_size
+    loaded = _loaded(dirs_or_records)
+    trials, notes = _comparable_trials(loaded, sizes or installed_size)
+    notes += _mixed_data_notes(trials[trials["board"] == OFFICIAL_BOARD])
+    notes += _unofficial_notes(trials[trials["board"] == UNOFFICIAL_BOARD], include_unofficial)
+    scoring_trials, normalize_notes = _scoring_trials(trials, allow_mixed_hardware, normalize, include_unofficial)
+    notes += normalize_notes
+    groups = _groups(trials, scoring_trials, preset, normalize)
+    return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware, normalize, include_unofficial)
+
+
+def _loaded(dirs_or_records: Sequence[str | Path] | Sequence[Mapping[str, Any]]) -> Loaded:
+    """The records under the directories (:func:`load_records`), or copies of
+    records already loaded, less those that cannot be scored (each with a warning)."""
+    if not (dirs_or_records and isinstance(dirs_or_records[0], Mapping)):
+        return load_records(dirs_or_records)
+    notes, kept = [], []
+    for i, rec in enumerate(dict(r) for r in dirs_or_records):
+        problem = _record_problem(rec)
+        if problem:
+            notes.append(f"skipped {rec.get('_path', f'record {i}')}: {problem}")
+        else:
+            kept.append(rec)
+    return Loaded(kept, notes)
+
+
+def _comparable_trials(loaded: Loaded, lookup: Callable[[str, str], Any]) -> tuple[pd.DataFrame, list[str]]:
+    """(trials_frame of the records, each with its board, the reason it is
+    left out of the official ones and its terms; the warnings so far). A trial
+    copied into two result folders counts once."""
     trials = trials_frame(loaded.records)
     reasons = ["; ".join(comparability_problems(rec, lookup(str(rec["workload"]), str(rec["size"])))) or None
                for rec in loaded.records]
@@ -882,23 +899,30 @@ def score_records(
     trials["board"] = [OFFICIAL_BOARD if reason is None else UNOFFICIAL_BOARD for reason in reasons]
     trials["terms"] = [record_terms(rec) for rec in loaded.records]
     notes = list(loaded.warnings)
-    # The same trial copied into two result folders must not count twice.
     dup = trials["trial_id"].notna() & trials.duplicated(["ruleset", "hardware_id", "trial_id"])
     for path in trials.loc[dup, "path"]:
         notes.append(f"skipped {path}: duplicate of a trial already read (same trial_id)")
-    trials = trials[~dup].reset_index(drop=True)
-    notes += _mixed_data_notes(trials[trials["board"] == OFFICIAL_BOARD])
-    left = trials[trials["board"] == UNOFFICIAL_BOARD]
-    if include_unofficial:
-        notes += _left_out_notes(left, left["left_out"], "scored on the unofficial board(s) instead of the official ones")
-    else:
-        notes += _left_out_notes(left, left["left_out"], "left out of the official board(s)")
-        if not left.empty:
-            notes.append(f"--unofficial scores the {len(left)} record(s) left out as boards of their own")
+    return trials[~dup].reset_index(drop=True), notes
 
-    # scoring_trials: the rows scored (same index as trials) with the board each
-    # belongs to in its hardware_id, and the seconds it is scored by.
+
+def _unofficial_notes(left: pd.DataFrame, include_unofficial: bool) -> list[str]:
+    """The warnings about the records kept off the official boards: where they
+    went, and, when they are not scored, how to score them."""
+    if include_unofficial:
+        return _left_out_notes(left, left["left_out"], "scored on the unofficial board(s) instead of the official ones")
+    notes = _left_out_notes(left, left["left_out"], "left out of the official board(s)")
+    if not left.empty:
+        notes.append(f"--unofficial scores the {len(left)} record(s) left out as boards of their own")
+    return notes
+
+
+def _scoring_trials(trials: pd.DataFrame, allow_mixed_hardware: bool, normalize: bool,
+                    include_unofficial: bool) -> tuple[pd.DataFrame, list[str]]:
+    """(the rows scored, same index as ``trials``, with the board each belongs
+    to in its hardware_id and the seconds it is scored by; the warnings about
+    rows that cannot be normalised)."""
     scoring_trials = trials.copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
+    notes: list[str] = []
     if allow_mixed_hardware:
         scoring_trials["hardware_id"] = MIXED
     if normalize:
@@ -907,7 +931,11 @@ def score_records(
         scoring_trials = scoring_trials[problems.isna()].copy()
         scoring_trials["hardware_id"] = scoring_trials["reference_hardware_id"].map(normalized_label)
         scoring_trials["time_to_target_s"] = scoring_trials["time_s_normalized"]
-    scoring_trials = _split_by_terms(scoring_trials)
+    return _split_by_terms(scoring_trials), notes
+
+
+def _groups(trials: pd.DataFrame, scoring_trials: pd.DataFrame, preset: Preset, normalize: bool) -> list[Group]:
+    """One scored group per (board, ruleset, hardware_id) of ``scoring_trials``."""
     keys = ("board", "ruleset", "hardware_id")
     per_workload = workload_times(study_times(scoring_trials, by=keys), by=keys)
     groups = []
@@ -921,7 +949,7 @@ def score_records(
                             times.reset_index(drop=True), official, records=len(in_group),
                             normalized_to=str(in_group["reference_hardware_id"].iloc[0]) if normalize else None,
                             board=board_name))
-    return Leaderboard(groups, trials, loaded.records, notes, allow_mixed_hardware, normalize, include_unofficial)
+    return groups
 
 
 def _split_by_terms(trials: pd.DataFrame) -> pd.DataFrame:
@@ -994,7 +1022,7 @@ def flatten_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         rec["hardware_id"] = record_hardware_class(full.get("fingerprint"))
         rec["label"] = submission_label(full)
         _, _, factor = _budget_speed(full)
-        reached = full.get("status") == "reached"
+        reached = full.get("status") == Status.REACHED
         rec["speed_factor"] = factor if factor is not None else math.nan
         rec["time_s_normalized"] = _normalized_time(_as_float(full.get("time_to_target_s")) if reached else None, factor)
         if isinstance(rec.get("error"), dict):

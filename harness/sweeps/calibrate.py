@@ -58,6 +58,8 @@ from harness.common.seeding import derive_seed, stable_hash
 
 CALIBRATION_FILE = "calibration.json"
 UNBOUNDED_S = 1e9  # calibration runs are limited by steps, not seconds
+# How a calibration run ends: it runs its steps (no target stop) or diverges.
+_FINISHED_RUN = (api.Status.BUDGET_EXHAUSTED, api.Status.DIVERGED)
 
 
 class _NeverMet(api.Target):
@@ -143,6 +145,47 @@ def tuned_baseline(size: api.Size) -> tuple[str, dict[str, Any]]:
     return size.target_setting["optimizer"], dict(size.target_setting["hyperparameters"])
 
 
+@dataclass
+class _Setup:
+    """What every run of one calibration shares: the workload size, the
+    baseline optimizer, the steps and where the runs go, so that the phases
+    below take one argument instead of a dozen."""
+
+    workload: str
+    size: str
+    entry: Any  # the registry's workload entry
+    spec: api.Size
+    opt: Any  # the registry's optimizer entry
+    opt_spec: str  # how plan_run finds the optimizer again
+    steps: int
+    output: str | Path
+    overrides: tuple[str, ...] | list[str]
+    registry: Any
+    root: Path
+    say: Callable[[str], None]
+
+    @property
+    def target(self) -> api.Target:
+        """The size's current target: its metric and direction drive the picks."""
+        return self.spec.target
+
+
+@dataclass
+class _Reach:
+    """The target proposed from the seeds, and how the seeds reach it: what sets
+    the reference work and the budget."""
+
+    bests: list[float]  # each seed's best validation value within budget_fraction of the steps
+    proposed: float
+    reach: list[tuple[float, int] | None]  # each seed's (timed seconds, step) at the target
+    times: list[float]  # of the seeds that reached
+    steps_to: list[float]  # of the seeds that reached
+    budget_setting_time: float | None
+    reference_steps: int | None
+    budget_steps: int | None
+    within_budget: int
+
+
 def calibrate(
     workload: str,
     size: str = "tiny",
@@ -159,14 +202,43 @@ def calibrate(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol above and return (and write) the calibration summary."""
-    from harness.plugins.registry import Registry, size_of
-    from harness.run import execute, plan_run
-    from harness.sweeps.tuning import search_points
+    _check_protocol(search, seeds, quantile_q, budget_fraction)
+    setup = _set_up(workload, size, optimizer, search=search, steps=steps, output=output, overrides=overrides,
+                    registry=registry, progress=progress)
+    points = _points(setup, search)
+    started = time.time()
+    searched, best = _search(setup, points, search)
+    seeded = [_run_one(setup, "seed", k, k, best.hyperparameters) for k in range(seeds)]
+    found = _find_target(setup, seeded, quantile_q, budget_fraction)
+    measured = _measure_speed(setup, seeded[0].record, best.hyperparameters)
+    protocol = {
+        "search_points": search, "seeds": seeds, "steps": setup.steps, "step_hint": setup.steps, "quantile": quantile_q,
+        "budget_fraction": budget_fraction, "eval_every_steps": setup.spec.eval_every_steps,
+        "eval_every_s": setup.spec.eval_every_s, "overrides": list(overrides),
+    }
+    summary = _summary(setup, protocol, searched, best, seeded, found, measured, budget_fraction)
+    summary["wall_s"] = time.time() - started
+    summary["text"] = describe(summary)
+    write_json_atomic(setup.root / CALIBRATION_FILE, summary)
+    (setup.root / "calibration.md").write_text(markdown(summary))
+    summary["path"] = str(setup.root / CALIBRATION_FILE)
+    return summary
 
+
+def _check_protocol(search: int, seeds: int, quantile_q: float, budget_fraction: float) -> None:
+    """Refuse protocol settings that cannot calibrate, before anything runs."""
     if search < 0 or seeds < 1:
         raise UserInputError("--search must be at least 0 and --seeds at least 1")
     if not 0 < quantile_q < 1 or not 0 < budget_fraction <= 1:
         raise UserInputError("--quantile must be in (0, 1) and --budget-fraction in (0, 1]")
+
+
+def _set_up(workload: str, size: str, optimizer: str | None, *, search: int, steps: int | None, output: str | Path,
+            overrides: tuple[str, ...] | list[str], registry: Any, progress: Callable[[str], None] | None) -> _Setup:
+    """Resolve the workload size and the baseline optimizer (with ``search=0``,
+    the one the size's recorded point names) and where the runs go."""
+    from harness.plugins.registry import Registry, size_of
+
     registry = registry or Registry()
     entry = registry.workload(workload)
     spec = size_of(entry, size)
@@ -176,60 +248,86 @@ def calibrate(
         optimizer = optimizer or spec.target_setting["optimizer"]
     opt = registry.submission(optimizer or entry.info.default_optimizer, "optimizer")
     opt_spec = opt.name if opt.origin in ("builtin", "entry_point") else opt.target  # how plan_run finds it again
-    steps = int(steps or spec.step_hint)
-    target = spec.target
-    say = progress or (lambda _msg: None)
     root = Path(output) / "calibration" / f"{safe_name(workload)}-{safe_name(size)}" / safe_name(opt.name)
+    return _Setup(workload, size, entry, spec, opt, opt_spec, int(steps or spec.step_hint), output, overrides,
+                  registry, root, progress or (lambda _msg: None))
 
-    defaults = dict(opt.meta.get("DEFAULTS", {}))
-    space = opt.meta.get("SEARCH_SPACE") or {}
+
+def _points(setup: _Setup, search: int) -> list[dict[str, Any]]:
+    """The points to search: the optimizer's DEFAULTS, then ``search - 1``
+    Halton points over its SEARCH_SPACE; with ``search=0`` the size's recorded point."""
+    from harness.sweeps.tuning import search_points
+
+    defaults = dict(setup.opt.meta.get("DEFAULTS", {}))
+    space = setup.opt.meta.get("SEARCH_SPACE") or {}
     if search == 0:
-        points = [{**defaults, **dict(spec.target_setting["hyperparameters"])}]
-    else:
-        points = [defaults] + [{**defaults, **p} for p in search_points(space, search - 1, seed=derive_seed("calibrate", workload, size, opt.name))]
+        return [{**defaults, **dict(setup.spec.target_setting["hyperparameters"])}]
+    seed = derive_seed("calibrate", setup.workload, setup.size, setup.opt.name)
+    return [defaults] + [{**defaults, **p} for p in search_points(space, search - 1, seed=seed)]
 
-    def run_one(phase: str, index: int, seed: int, hp: dict[str, Any]) -> CalibrationRun:
-        run_dir = root / f"{phase}_{index}"
-        # "schedule over steps": runs lay the schedule over their own length (step_hint = steps)
-        identity = stable_hash([workload, size, opt.name, opt.sha256, steps, seed, hp, list(overrides), "schedule over steps"])
-        cal = CalibrationRun(phase, index, seed, hp, run_dir)
-        old = run_dir / RUN_FILE
-        if old.exists():
-            try:
-                rec = read_run(run_dir)
-                if (rec.get("calibration") or {}).get("identity") == identity and rec.get("status") in ("budget_exhausted", "diverged"):
-                    cal.record, cal.curve, cal.reused = rec, read_metrics(run_dir), True
-                    say(f"{phase} {index} (seed {seed}): reusing the finished run in {run_dir}")
-                    return cal
-            except (OSError, json.JSONDecodeError):
-                pass  # unreadable: run again
-        plan = plan_run(
-            workload,
-            opt_spec,
-            size=size,
-            seed=seed,
-            output=output,
-            overrides=[*overrides, f"budget.max_steps={steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
-            hyperparameters={"optimizer": hp},
-            registry=registry,
-        )
-        plan.size = replace(plan.size, target=_NeverMet(**vars(target)), step_hint=steps)
-        say(f"{phase} {index} (seed {seed}): running {steps} steps")
-        result = execute(plan, run_dir=run_dir, extra={"calibration": {"identity": identity, "phase": phase, "index": index}})
-        cal.record, cal.curve = result.record, read_metrics(run_dir)
-        if result.status not in ("budget_exhausted", "diverged"):
-            raise UserInputError(f"calibration run {run_dir} ended {result.status}: {result.record.get('reason')}")
+
+def _search(setup: _Setup, points: list[dict[str, Any]], search: int) -> tuple[list[CalibrationRun], CalibrationRun]:
+    """(the search runs, the best point's run): every point on seed 0, the best
+    by its best validation value; with ``search=0`` no runs and the given point."""
+    if search == 0:
+        return [], CalibrationRun("given", 0, 0, points[0], setup.root)
+    target = setup.target
+    searched = [_run_one(setup, "search", i, 0, hp) for i, hp in enumerate(points)]
+    pick = max if target.direction == "max" else min  # the first of equals wins, as in the search order
+    return searched, pick(searched, key=lambda r: best_value(r.values(target.metric), target.direction))
+
+
+def _run_one(setup: _Setup, phase: str, index: int, seed: int, hp: dict[str, Any]) -> CalibrationRun:
+    """One calibration run for ``steps`` steps with no target stop, or the
+    finished run of the same identity already in its directory."""
+    from harness.run import execute, plan_run
+
+    run_dir = setup.root / f"{phase}_{index}"
+    # "schedule over steps": runs lay the schedule over their own length (step_hint = steps)
+    identity = stable_hash([setup.workload, setup.size, setup.opt.name, setup.opt.sha256, setup.steps, seed, hp,
+                            list(setup.overrides), "schedule over steps"])
+    cal = CalibrationRun(phase, index, seed, hp, run_dir)
+    if _reuse(cal, identity):
+        setup.say(f"{phase} {index} (seed {seed}): reusing the finished run in {run_dir}")
         return cal
+    plan = plan_run(
+        setup.workload,
+        setup.opt_spec,
+        size=setup.size,
+        seed=seed,
+        output=setup.output,
+        overrides=[*setup.overrides, f"budget.max_steps={setup.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
+        hyperparameters={"optimizer": hp},
+        registry=setup.registry,
+    )
+    plan.size = replace(plan.size, target=_NeverMet(**vars(setup.target)), step_hint=setup.steps)
+    setup.say(f"{phase} {index} (seed {seed}): running {setup.steps} steps")
+    result = execute(plan, run_dir=run_dir, extra={"calibration": {"identity": identity, "phase": phase, "index": index}})
+    cal.record, cal.curve = result.record, read_metrics(run_dir)
+    if result.status not in _FINISHED_RUN:
+        raise UserInputError(f"calibration run {run_dir} ended {result.status}: {result.record.get('reason')}")
+    return cal
 
-    started = time.time()
-    if search == 0:
-        searched, best = [], CalibrationRun("given", 0, 0, points[0], root)
-    else:
-        searched = [run_one("search", i, 0, hp) for i, hp in enumerate(points)]
-        pick = max if target.direction == "max" else min  # the first of equals wins, as in the search order
-        best = pick(searched, key=lambda r: best_value(r.values(target.metric), target.direction))
-    seeded = [run_one("seed", k, k, best.hyperparameters) for k in range(seeds)]
 
+
+def _reuse(cal: CalibrationRun, identity: str) -> bool:
+    """Fill ``cal`` from a finished run of the same identity in its directory,
+    so an interrupted calibration resumes; False when there is none (or it is unreadable)."""
+    if not (cal.run_dir / RUN_FILE).exists():
+        return False
+    try:
+        rec = read_run(cal.run_dir)
+        if (rec.get("calibration") or {}).get("identity") == identity and rec.get("status") in _FINISHED_RUN:
+            cal.record, cal.curve, cal.reused = rec, read_metrics(cal.run_dir), True
+            return True
+    except (OSError, json.JSONDecodeError):
+        pass  # unreadable: run again
+    return False
+
+
+def _find_target(setup: _Setup, seeded: list[CalibrationRun], quantile_q: float, budget_fraction: float) -> _Reach:
+    """The target from the seeds' bests, and the seeds' steps and seconds to it."""
+    target, steps = setup.target, setup.steps
     # The target comes from the first budget_fraction of each run: the median
     # seed reaches it by then, so the budget's last third is the margin that
     # lets the slower seeds reach too.
@@ -245,46 +343,55 @@ def calibrate(
     reach = [time_to(r.curve, target.metric, proposed, target.direction) for r in seeded]
     times = [t for t, _ in filter(None, reach)]
     steps_to = [float(s) for _, s in filter(None, reach)]
-
-    def at_quantile(values: list[float]) -> float:
-        # The seed at the quantile (the median seed by default), counting seeds
-        # that never reached the target as slowest: averaging only the seeds
-        # that reached would favour the lucky ones.
-        ranked = sorted(values + [math.inf] * reach.count(None))
-        return ranked[max(0, math.ceil(quantile_q * len(ranked)) - 1)]
-
-    quantile_time, quantile_steps = at_quantile(times), at_quantile(steps_to)
-    budget_setting_time = quantile_time if math.isfinite(quantile_time) else None
+    misses = reach.count(None)
+    quantile_time, quantile_steps = _at_quantile(times, misses, quantile_q), _at_quantile(steps_to, misses, quantile_q)
     reference_steps = int(quantile_steps) if math.isfinite(quantile_steps) else None
     budget_steps = math.ceil(reference_steps / budget_fraction - 1e-9) if reference_steps else None
-    within_budget = sum(1 for x in steps_to if budget_steps and x <= budget_steps)
+    return _Reach(
+        bests, proposed, reach, times, steps_to,
+        budget_setting_time=quantile_time if math.isfinite(quantile_time) else None,
+        reference_steps=reference_steps,
+        budget_steps=budget_steps,
+        within_budget=sum(1 for x in steps_to if budget_steps and x <= budget_steps),
+    )
 
-    # This machine's seconds per step of the tuned point, measured as every
-    # run will measure it, turn the reference work into the reference budget.
+
+def _at_quantile(values: list[float], misses: int, quantile_q: float) -> float:
+    """The seed at the quantile (the median seed by default), counting the
+    ``misses`` seeds that never reached the target as slowest: averaging only
+    the seeds that reached would favour the lucky ones."""
+    ranked = sorted(values + [math.inf] * misses)
+    return ranked[max(0, math.ceil(quantile_q * len(ranked)) - 1)]
+
+
+def _measure_speed(setup: _Setup, record: dict[str, Any], point: dict[str, Any]):
+    """This machine's seconds per step of the tuned point, measured as every
+    run will measure it: it turns the reference work into the reference budget."""
     from harness.run import fingerprint
     from harness.run.build import resolve_data_dir
     from harness.common.seeding import default_threads
     from harness.run.speed import local_speed
 
-    threads = int(seeded[0].record.get("threads") or default_threads())
+    threads = int(record.get("threads") or default_threads())
     import torch
 
     torch.set_num_threads(threads)  # threads are part of the hardware class the speed is cached under
-    measured = local_speed(entry, replace(spec, step_hint=steps), threads=threads, device=_device(seeded[0].record),
-                           data_dir=resolve_data_dir({"data_dir": None}), hardware_id=fingerprint.collect().get("hardware_id"),
-                           registry=registry, remeasure=True, point=(opt_spec, best.hyperparameters))
-    budget = float(f"{reference_steps * measured.s_per_step / budget_fraction:.3g}") if reference_steps else None
+    return local_speed(setup.entry, replace(setup.spec, step_hint=setup.steps), threads=threads, device=_device(record),
+                       data_dir=resolve_data_dir({"data_dir": None}), hardware_id=fingerprint.collect().get("hardware_id"),
+                       registry=setup.registry, remeasure=True, point=(setup.opt_spec, point))
 
-    summary = {
-        "workload": workload,
-        "size": size,
-        "optimizer": opt.name,
-        "optimizer_sha256": opt.sha256,
-        "protocol": {
-            "search_points": search, "seeds": seeds, "steps": steps, "step_hint": steps, "quantile": quantile_q,
-            "budget_fraction": budget_fraction, "eval_every_steps": spec.eval_every_steps,
-            "eval_every_s": spec.eval_every_s, "overrides": list(overrides),
-        },
+
+def _summary(setup: _Setup, protocol: dict[str, Any], searched: list[CalibrationRun], best: CalibrationRun,
+             seeded: list[CalibrationRun], found: _Reach, measured: Any, budget_fraction: float) -> dict[str, Any]:
+    """calibration.json's contents (less ``wall_s``, ``text`` and ``path``)."""
+    target = setup.target
+    reference_steps, budget_setting_time = found.reference_steps, found.budget_setting_time
+    return {
+        "workload": setup.workload,
+        "size": setup.size,
+        "optimizer": setup.opt.name,
+        "optimizer_sha256": setup.opt.sha256,
+        "protocol": protocol,
         "hardware_id": (seeded[0].record.get("fingerprint") or {}).get("hardware_id"),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "metric": target.metric,
@@ -299,32 +406,26 @@ def calibrate(
             {"seed": r.seed, "best": b, "best_whole_run": best_value(r.values(target.metric), target.direction),
              "time_to_target_s": rt[0] if rt else None, "steps_to_target": rt[1] if rt else None,
              "s_per_step": (r.record.get("timed_s") or 0) / max(r.record.get("steps") or 1, 1)}
-            for r, b, rt in zip(seeded, bests, reach)
+            for r, b, rt in zip(seeded, found.bests, found.reach)
         ],
-        "target": proposed,
+        "target": found.proposed,
         "previous_target": target.validation,
-        "seeds_reaching": len(times),
+        "seeds_reaching": len(found.times),
         # the quantile seed's time (the median seed's at the default quantile 0.5);
         # the key keeps its first name so older calibration files still read
         "median_time_to_target_s": budget_setting_time,
-        "median_steps_to_target": statistics.median(steps_to) if steps_to else None,
+        "median_steps_to_target": statistics.median(found.steps_to) if found.steps_to else None,
         "reference_steps": reference_steps,
-        "budget_steps": budget_steps,
-        "seeds_within_budget": within_budget,
+        "budget_steps": found.budget_steps,
+        "seeds_within_budget": found.within_budget,
         "seconds_per_step": measured.s_per_step,
         "speed": measured.as_dict(),
-        "max_runtime_s": budget,
+        "max_runtime_s": float(f"{reference_steps * measured.s_per_step / budget_fraction:.3g}") if reference_steps else None,
         # the rule before budgets travelled: the median seed's timed seconds / budget_fraction
         "time_rule_max_runtime_s": round_up_2sig(budget_setting_time / budget_fraction) if budget_setting_time else None,
-        "cv_time_to_target": cv(times),
-        "cv_steps_to_target": cv(steps_to),
-        "wall_s": time.time() - started,
+        "cv_time_to_target": cv(found.times),
+        "cv_steps_to_target": cv(found.steps_to),
     }
-    summary["text"] = describe(summary)
-    write_json_atomic(root / CALIBRATION_FILE, summary)
-    (root / "calibration.md").write_text(markdown(summary))
-    summary["path"] = str(root / CALIBRATION_FILE)
-    return summary
 
 
 def _eval_values(run: CalibrationRun, metric: str) -> list[tuple[int, float]]:

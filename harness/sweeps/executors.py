@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.api import Status
 from harness.common.config import load_named_yaml, named_configs
 from harness.errors import UserInputError, did_you_mean
 
@@ -295,8 +296,7 @@ def _local_gpus(parallel: int, nproc: int) -> list[list[int]]:
 def run_trials(sweep, spec: ExecutorSpec, observer=None):
     """Submit the sweep's unfinished trials through submitit; wait and report
     each trial as its record lands. Returns a :class:`harness.sweeps.trials.SweepResult`."""
-    from harness.run.records import RUN_FILE
-    from harness.sweeps.trials import SKIP_STATUSES, SweepResult
+    from harness.sweeps.trials import SweepResult
 
     skipped = [t for t in sweep.trials if t.action == "skip"]
     for t in skipped:
@@ -309,17 +309,7 @@ def run_trials(sweep, spec: ExecutorSpec, observer=None):
     ex = make_submitit_executor(spec, folder)
     jobs = _jobs_for(sweep, spec, todo)
     submitted_at = time.time() - 1.0  # mtime resolution
-    if spec.backend == "local":
-        n = min(int(spec.get("parallel", 1)), len(jobs))
-        gpus = _local_gpus(n, int(spec.get("nproc", 1)))
-        submitted = []
-        for i in range(n):
-            if gpus:  # each process its own GPUs (submitit hides the others from it)
-                ex.update_parameters(visible_gpus=gpus[i], gpus_per_node=len(gpus[i]))
-            submitted.append(ex.submit(TrialShare(jobs[i::n])))
-    else:
-        with ex.batch():
-            submitted = [ex.submit(job) for job in jobs]
+    submitted = _submit(spec, ex, jobs)
     for job in submitted:
         print(f"submitted job {job.job_id} ({spec.name}); logs in {folder}", flush=True)
     if not spec.get("wait", True):
@@ -328,27 +318,9 @@ def run_trials(sweep, spec: ExecutorSpec, observer=None):
     pending = {t.trial_id: t for t in todo}
     ran = []
     poll = float(spec.get("poll_s", 2.0))
-
-    def collect(final: bool) -> None:
-        for tid, trial in list(pending.items()):
-            path = trial.run_dir / RUN_FILE
-            try:
-                if path.stat().st_mtime < submitted_at:  # an earlier attempt's record
-                    continue
-                rec = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if (rec.get("tuning") or {}).get("trial_id") != tid:
-                continue
-            if rec.get("status") in (*SKIP_STATUSES, "error") or (final and rec.get("status") != "running"):
-                trial.record = rec
-                ran.append(pending.pop(tid))
-                if observer:
-                    observer.on_trial_end(trial, rec, ran=True)
-
     try:
         while pending and not all(j.done() for j in submitted):
-            collect(final=False)
+            _collect(pending, ran, submitted_at, observer, final=False)
             time.sleep(poll)
     except KeyboardInterrupt:
         # Local processes end with the sweep (their trials record "interrupted");
@@ -356,18 +328,64 @@ def run_trials(sweep, spec: ExecutorSpec, observer=None):
         if spec.backend == "local":
             for job in submitted:
                 job.cancel(check=False)
-        collect(final=True)
+        _collect(pending, ran, submitted_at, observer, final=True)
         return SweepResult(sweep, ran, skipped, interrupted=True)
-    collect(final=True)
-    failures = []
-    for job in submitted:
-        exc = job.exception()
-        if exc is not None:
-            failures.append(f"job {job.job_id}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}")
+    _collect(pending, ran, submitted_at, observer, final=True)
+    failures = _job_failures(submitted)
     for tid, trial in pending.items():  # the job died without a finished record
-        trial.record = {"status": "error", "reason": "the job ended without a finished record; " + "; ".join(failures),
+        trial.record = {"status": Status.ERROR.value, "reason": "the job ended without a finished record; " + "; ".join(failures),
                         "tuning": trial.extra["tuning"]}
         ran.append(trial)
         if observer:
             observer.on_trial_end(trial, trial.record, ran=True)
     return SweepResult(sweep, ran, skipped)
+
+
+def _submit(spec: ExecutorSpec, ex, jobs: list) -> list:
+    """Submit the jobs: locally as ``parallel`` processes sharing them (each with
+    its own GPUs), else all at once as one batch (a SLURM job array)."""
+    if spec.backend != "local":
+        with ex.batch():
+            return [ex.submit(job) for job in jobs]
+    n = min(int(spec.get("parallel", 1)), len(jobs))
+    gpus = _local_gpus(n, int(spec.get("nproc", 1)))
+    submitted = []
+    for i in range(n):
+        if gpus:  # each process its own GPUs (submitit hides the others from it)
+            ex.update_parameters(visible_gpus=gpus[i], gpus_per_node=len(gpus[i]))
+        submitted.append(ex.submit(TrialShare(jobs[i::n])))
+    return submitted
+
+
+def _collect(pending: dict, ran: list, submitted_at: float, observer, *, final: bool) -> None:
+    """Move every pending trial whose record has landed to ``ran`` and report
+    it: a result (a measurement or an error) while the jobs run, and at the
+    end (``final``) any record of this submission that is not still running."""
+    from harness.run.records import RUN_FILE
+
+    for tid, trial in list(pending.items()):
+        path = trial.run_dir / RUN_FILE
+        try:
+            if path.stat().st_mtime < submitted_at:  # an earlier attempt's record
+                continue
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (rec.get("tuning") or {}).get("trial_id") != tid:
+            continue
+        status = Status.of(rec.get("status"))
+        if (status is not None and status.is_result) or (final and status is not Status.RUNNING):
+            trial.record = rec
+            ran.append(pending.pop(tid))
+            if observer:
+                observer.on_trial_end(trial, rec, ran=True)
+
+
+def _job_failures(submitted: list) -> list[str]:
+    """The last line of each failed job's exception, naming the job."""
+    failures = []
+    for job in submitted:
+        exc = job.exception()
+        if exc is not None:
+            failures.append(f"job {job.job_id}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}")
+    return failures

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from harness.api import Status
 from harness.common.config import load_named_yaml, named_configs
 from harness.common.seeding import derive_seed, stable_hash
 from harness.errors import UserInputError
@@ -202,6 +203,36 @@ def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[
 # --------------------------------------------------------------------------- #
 
 
+@dataclass(frozen=True)
+class _TrialBasis:
+    """What every trial of one sweep shares: plan_run's arguments, the
+    ruleset's budget multiplier and hardware pin, the search space and the
+    sweep's identity, so that planning one trial takes one argument."""
+
+    workload: str
+    submission: str | None
+    norm: str | None
+    size: str
+    seed: int
+    output: str | Path
+    experiment: str
+    overrides: Sequence[str]
+    registry: Any
+    rules: Ruleset
+    n_studies: int
+    n_trials: int
+    space: Any
+    space_source: str
+    own: str  # the asked submission's half of a point: "optimizer" or "norm"
+    names: dict[str, set[str]]  # hyperparameter names of each half
+    ruleset_multiplier: float | None
+    pin: str | None
+    identity: dict[str, Any]  # what every trial_id hashes besides the trial's own settings
+    sweep_id: str
+    label: str
+    root: Path
+
+
 def plan_sweep(
     workload: str,
     submission: str | None = None,
@@ -228,6 +259,35 @@ def plan_sweep(
 
     registry = registry or Registry()
     rules = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
+    n_studies, n_trials = _study_counts(rules, studies, trials, search_space)
+    user_keys = _user_keys(overrides)
+    experiment = experiment or rules.name
+
+    # A first plan resolves names, size and label, and checks the user's overrides.
+    base_plan = plan_run(workload, submission, size=size, norm=norm, seed=seed, output=output,
+                         experiment=experiment, overrides=list(overrides), registry=registry)
+    space, space_source = _resolve_space(rules, search_space, base_plan.asked)
+    basis = _trial_basis(base_plan, rules, user_keys, workload=workload, submission=submission, norm=norm, seed=seed,
+                         output=output, experiment=experiment, overrides=overrides, registry=registry,
+                         n_studies=n_studies, n_trials=n_trials, space=space, space_source=space_source)
+    planned: list[Trial] = []
+    for k in range(n_studies):
+        study_seed = derive_seed(seed, "study", k) % 2**31
+        points = search_points(space, n_trials, study_seed) if rules.search == "halton" else [{}]
+        planned += [_plan_trial(basis, k, i, study_seed, raw_point) for i, raw_point in enumerate(points)]
+    _refuse_conflicts(planned, basis.root)
+
+    return Sweep(
+        ruleset=rules, workload=base_plan.workload.info.name, size=basis.size, label=basis.label, root=basis.root,
+        sweep_id=basis.sweep_id, base_seed=seed, studies=n_studies, trials_per_study=n_trials, search_space=space,
+        search_space_source=space_source, trials=planned, target=base_plan.size.target.as_dict(),
+        max_runtime_s=planned[0].plan.max_runtime_s if planned else base_plan.max_runtime_s,
+    )
+
+
+def _study_counts(rules: Ruleset, studies: int | None, trials: int | None, search_space: Any) -> tuple[int, int]:
+    """(studies, trials per study): the ruleset's unless given, checked against
+    what the ruleset allows (no search: one trial per study, no search space)."""
     n_studies = rules.studies if studies is None else int(studies)
     n_trials = rules.trials if trials is None else int(trials)
     if n_studies < 1 or n_trials < 1:
@@ -237,96 +297,104 @@ def plan_sweep(
             raise UserInputError(f"ruleset {rules.name!r} runs the submission's defaults once per study: --trials must be 1, got {n_trials}")
         if search_space is not None:
             raise UserInputError(f"ruleset {rules.name!r} does no search: --search-space is not allowed")
+    return n_studies, n_trials
+
+
+def _user_keys(overrides: Sequence[str]) -> set[str]:
+    """The config keys the user's overrides set, refusing those the sweep sets
+    itself (each trial's seed and directory)."""
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
     for key in ("seed", "output", "experiment"):
         if key in user_keys:
             raise UserInputError(f"{key!r} is set by the sweep; use --{key} instead of the override {key}=...")
-    experiment = experiment or rules.name
+    return user_keys
 
-    # A first plan resolves names, size and label, and checks the user's overrides.
-    base_plan = plan_run(workload, submission, size=size, norm=norm, seed=seed, output=output,
-                         experiment=experiment, overrides=list(overrides), registry=registry)
-    info, size_spec = base_plan.workload.info, base_plan.size
-    own = "optimizer" if base_plan.asked.kind == "optimizer" else "norm"
-    names = {"optimizer": set(base_plan.hp_optimizer), "norm": set(base_plan.hp_norm)}
 
+def _resolve_space(rules: Ruleset, search_space: str | Path | dict | list | None, asked: Any) -> tuple[Any, str]:
+    """(search space, where it came from): none for a ruleset without search,
+    else the given file or object (validated), else the submission's SEARCH_SPACE."""
     if rules.search == "none":
-        space: Any = {}
-        space_source = "none (defaults)"
-    elif search_space is None:
-        space = base_plan.asked.meta.get("SEARCH_SPACE") or {}
-        space_source = "submission"
-    elif isinstance(search_space, (str, Path)):
-        space = load_search_space(search_space)
-        space_source = str(search_space)
-    else:
-        space = search_space
-        try:
-            validate(space)
-        except SearchSpaceError as exc:
-            raise UserInputError(f"search space: {exc}") from None
-        space_source = "given"
+        return {}, "none (defaults)"
+    if search_space is None:
+        return asked.meta.get("SEARCH_SPACE") or {}, "submission"
+    if isinstance(search_space, (str, Path)):
+        return load_search_space(search_space), str(search_space)
+    try:
+        validate(search_space)
+    except SearchSpaceError as exc:
+        raise UserInputError(f"search space: {exc}") from None
+    return search_space, "given"
 
+
+def _trial_basis(base_plan: Any, rules: Ruleset, user_keys: set[str], *, workload: str, submission: str | None,
+                 norm: str | None, seed: int, output: str | Path, experiment: str, overrides: Sequence[str],
+                 registry: Any, n_studies: int, n_trials: int, space: Any, space_source: str) -> _TrialBasis:
+    """What the trials share, with the sweep's identity (``sweep_id``) and root directory."""
+    info, size_spec = base_plan.workload.info, base_plan.size
     # The ruleset's budget multiplier and hardware pin, unless the user set them explicitly.
     # A multiplier, not seconds: a tiny size's budget becomes seconds only on the machine that runs it.
     ruleset_budget = rules.budget_multiplier != 1.0 and not user_keys & {"budget.max_runtime_s", "budget.multiplier"}
     pin = rules.hardware_id if rules.hardware_id and "hardware_id" not in user_keys else None
 
     sub_id = lambda p: {"name": p.name, "sha256": p.sha256}  # noqa: E731
-    identity_base = {
+    identity = {
         "workload": info.name, "size": size_spec.name, "submission": sub_id(base_plan.asked),
         "optimizer": sub_id(base_plan.optimizer), "norm": sub_id(base_plan.norm), "ruleset": rules.name,
     }
     # Tracking settings (logging.*) say where results are mirrored, not what is measured.
     measured = sorted(o for o in overrides if not o.lstrip("+~").startswith("logging."))
-    sweep_id = stable_hash({**identity_base, "base_seed": seed, "search_space": space, "overrides": measured})
+    sweep_id = stable_hash({**identity, "base_seed": seed, "search_space": space, "overrides": measured})
     root = Path(output) / safe_name(experiment) / safe_name(f"{info.name}-{size_spec.name}") / safe_name(base_plan.label)
+    return _TrialBasis(
+        workload=workload, submission=submission, norm=norm, size=size_spec.name, seed=seed, output=output,
+        experiment=experiment, overrides=overrides, registry=registry, rules=rules, n_studies=n_studies,
+        n_trials=n_trials, space=space, space_source=space_source,
+        own="optimizer" if base_plan.asked.kind == "optimizer" else "norm",
+        names={"optimizer": set(base_plan.hp_optimizer), "norm": set(base_plan.hp_norm)},
+        ruleset_multiplier=rules.budget_multiplier if ruleset_budget else None, pin=pin,
+        identity=identity, sweep_id=sweep_id, label=base_plan.label, root=root,
+    )
 
-    planned: list[Trial] = []
-    for k in range(n_studies):
-        study_seed = derive_seed(seed, "study", k) % 2**31
-        points = search_points(space, n_trials, study_seed) if rules.search == "halton" else [{}]
-        for i, raw_point in enumerate(points):
-            point = _route(raw_point, own, names)
-            trial_seed = derive_seed(seed, "study", k, "trial", i) % 2**31
-            plan = plan_run(workload, submission, size=size_spec.name, norm=norm, seed=trial_seed, output=output,
-                            experiment=experiment, overrides=overrides, hyperparameters=point,
-                            ruleset_multiplier=rules.budget_multiplier if ruleset_budget else None,
-                            pinned_hardware_id=pin, registry=registry)
-            trial_id = stable_hash({
-                **identity_base,
-                "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
-                "seed": trial_seed,
-                "budget": {"max_runtime_s": plan.max_runtime_s, "max_steps": plan.max_steps,
-                           "eval_every_steps": plan.eval_every_steps, "eval_every_s": plan.eval_every_s},
-                **({"pinned_hardware_id": plan.config["hardware_id"]} if plan.config.get("hardware_id") else {}),
-            })
-            run_dir = root / f"study_{k}" / f"trial_{i}"
-            action, why, record = existing_trial(run_dir, trial_id)
-            extra = {"tuning": {
-                "ruleset": rules.name, "study": k, "trial": i, "trial_id": trial_id, "sweep_id": sweep_id,
-                "label": base_plan.label, "search": rules.search, "studies": n_studies, "trials": n_trials,
-                "study_seed": study_seed, "base_seed": seed, "budget_multiplier": rules.budget_multiplier,
-                "search_space": space_source, "point": point,
-            }}
-            planned.append(Trial(k, i, trial_seed, study_seed, point, trial_id, run_dir, action, why, plan, extra, record))
 
+def _plan_trial(basis: _TrialBasis, k: int, i: int, study_seed: int, raw_point: dict[str, Any]) -> Trial:
+    """Trial ``i`` of study ``k``: its plan, identity, directory and whether it runs."""
+    from harness.run import plan_run
+
+    point = _route(raw_point, basis.own, basis.names)
+    trial_seed = derive_seed(basis.seed, "study", k, "trial", i) % 2**31
+    plan = plan_run(basis.workload, basis.submission, size=basis.size, norm=basis.norm, seed=trial_seed,
+                    output=basis.output, experiment=basis.experiment, overrides=basis.overrides, hyperparameters=point,
+                    ruleset_multiplier=basis.ruleset_multiplier, pinned_hardware_id=basis.pin, registry=basis.registry)
+    trial_id = stable_hash({
+        **basis.identity,
+        "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
+        "seed": trial_seed,
+        "budget": {"max_runtime_s": plan.max_runtime_s, "max_steps": plan.max_steps,
+                   "eval_every_steps": plan.eval_every_steps, "eval_every_s": plan.eval_every_s},
+        **({"pinned_hardware_id": plan.config["hardware_id"]} if plan.config.get("hardware_id") else {}),
+    })
+    run_dir = basis.root / f"study_{k}" / f"trial_{i}"
+    action, why, record = existing_trial(run_dir, trial_id)
+    rules = basis.rules
+    extra = {"tuning": {
+        "ruleset": rules.name, "study": k, "trial": i, "trial_id": trial_id, "sweep_id": basis.sweep_id,
+        "label": basis.label, "search": rules.search, "studies": basis.n_studies, "trials": basis.n_trials,
+        "study_seed": study_seed, "base_seed": basis.seed, "budget_multiplier": rules.budget_multiplier,
+        "search_space": basis.space_source, "point": point,
+    }}
+    return Trial(k, i, trial_seed, study_seed, point, trial_id, run_dir, action, why, plan, extra, record)
+
+
+def _refuse_conflicts(planned: list[Trial], root: Path) -> None:
+    """Finished results are never replaced: a different sweep (another seed,
+    search space, budget or code) goes to another directory."""
     conflicts = [t for t in planned if t.action == "conflict"]
     if conflicts:
-        # Finished results are never replaced: a different sweep (another seed,
-        # search space, budget or code) goes to another directory.
         raise UserInputError(
             f"{len(conflicts)} trial directories under {root} hold finished trials of a different sweep "
             f"(first: {conflicts[0].run_dir}: {conflicts[0].why}); nothing was run. Give this sweep its own "
             "--experiment NAME or --output DIR, or move the old results away"
         )
-
-    return Sweep(
-        ruleset=rules, workload=info.name, size=size_spec.name, label=base_plan.label, root=root,
-        sweep_id=sweep_id, base_seed=seed, studies=n_studies, trials_per_study=n_trials, search_space=space,
-        search_space_source=space_source, trials=planned, target=size_spec.target.as_dict(),
-        max_runtime_s=planned[0].plan.max_runtime_s if planned else base_plan.max_runtime_s,
-    )
 
 
 # --------------------------------------------------------------------------- #
@@ -412,7 +480,7 @@ def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: Any
         ran.append(trial)
         if observer:
             observer.on_trial_end(trial, result.record, ran=True)
-        if result.record["status"] == "interrupted":
+        if result.record["status"] == Status.INTERRUPTED:
             return SweepResult(sweep, ran, skipped, interrupted=True)
     return SweepResult(sweep, ran, skipped)
 
