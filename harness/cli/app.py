@@ -10,7 +10,7 @@ import contextlib
 from typing import Iterator
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from typer.core import TyperGroup
 
 
@@ -44,8 +44,31 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Download and verify datasets for the full sizes.")
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+# Output that is not a terminal (a pipe, a log file, CliRunner) is read later or
+# by programs: nothing may be cut to fit 80 columns. Such a console is as wide as
+# COLUMNS says, else WIDE (lines are never wrapped, tables never squeezed).
+WIDE = 10_000
+
+
+class _Console(Console):
+    """A rich Console whose width, when its output is not a terminal, is
+    COLUMNS if set, else :data:`WIDE`; decided at each print, since the stream
+    may be swapped after import (CliRunner)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(WIDE, size.height)  # COLUMNS, when set, is already _width
+        return size
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 
 @contextlib.contextmanager

@@ -269,7 +269,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
 
     table = Table(title="Workloads", title_justify="left")
     for col in ("workload", "size", "dataset · model", "batch", "target", "budget", "eval every", "step hint", "device"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for w in listing["workloads"]:
         t = w["target"]
         sign = comparison_sign(t["direction"])
@@ -280,7 +280,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
     console.print(table)
     table = Table(title="Submissions", title_justify="left")
     for col in ("name", "kind", "origin", "sites / workloads", "description"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in listing["submissions"]:
         where = ", ".join(s.get("workloads", []))
         if s.get("sites"):
@@ -319,8 +319,8 @@ def hw(
         return
     console.print(fingerprint.summary(fp), highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", overflow="fold")
+    table.add_column(overflow="fold")
     for label, value in fingerprint.class_rows(fp):
         table.add_row(label, value)
     console.print(table, highlight=False)
@@ -340,7 +340,7 @@ def _speed_table(fp: dict[str, Any], threads: int, remeasure: bool) -> None:
 
     table = Table(title=f"budgets on {fp.get('hardware_id')} ({threads} threads)")
     for col in ("workload", "size", "ms/step here", "ms/step reference", "speed factor", "budget steps", "budget here", "budget reference", "step time"):
-        table.add_column(col, justify="left" if col in ("workload", "size", "step time") else "right")
+        table.add_column(col, justify="left" if col in ("workload", "size", "step time") else "right", overflow="fold")
     registry = Registry()
     for name, entry in sorted(registry.workloads.items()):
         for size in entry.info.sizes.values():

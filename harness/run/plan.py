@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness import api
-from harness.common.config import compose
+from harness.common.config import check_hyperparameter, compose
 from harness.errors import UserInputError, did_you_mean
 from harness.plugins.registry import Plugin, Registry, WorkloadEntry, size_of
 
@@ -115,12 +115,13 @@ def plan_run(
 
     opt_defaults = dict(optimizer_plugin.meta.get("DEFAULTS", {}))
     norm_defaults = dict(norm_plugin.meta.get("DEFAULTS", {}) or {})
-    config = compose(overrides, {"optimizer": opt_defaults, "norm": norm_defaults})
+    spaces = {"optimizer": optimizer_plugin.meta.get("SEARCH_SPACE"), "norm": norm_plugin.meta.get("SEARCH_SPACE")}
+    config = compose(overrides, {"optimizer": opt_defaults, "norm": norm_defaults}, search_spaces=spaces)
     for key, value in (("seed", seed), ("output", output), ("experiment", experiment),
                        ("hardware_id", pinned_hardware_id)):
         if value is not None:
             config[key] = str(value) if key == "output" else value
-    _apply_hyperparameters(config, hyperparameters or {}, {"optimizer": opt_defaults, "norm": norm_defaults})
+    _apply_hyperparameters(config, hyperparameters or {}, {"optimizer": opt_defaults, "norm": norm_defaults}, spaces)
     deviations = config_deviations(config)
     budget = config["budget"]
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
@@ -182,14 +183,19 @@ def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None,
 
 
 def _apply_hyperparameters(config: dict[str, Any], given: Mapping[str, Mapping[str, Any]],
-                           defaults: Mapping[str, Mapping[str, Any]]) -> None:
-    """Typed hyperparameters over the composed config; unknown names are refused."""
+                           defaults: Mapping[str, Mapping[str, Any]],
+                           spaces: Mapping[str, Any] | None = None) -> None:
+    """Typed hyperparameters over the composed config; unknown names are refused,
+    and so is a value that does not fit its default's type or its SEARCH_SPACE
+    entry (the check ``compose`` makes of overrides)."""
     for section, names in defaults.items():
         values = dict(given.get(section) or {})
         unknown_names = sorted(set(values) - set(names))
         if unknown_names:
             name = unknown_names[0]
             raise UserInputError(f"unknown {section} hyperparameter {name!r}; {did_you_mean(name, list(names))}")
+        for name, value in values.items():
+            check_hyperparameter(section, name, value, names, (spaces or {}).get(section))
         config[section] = {**(config.get(section) or {}), **values}
 
 
