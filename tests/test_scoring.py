@@ -617,3 +617,20 @@ def test_bench_compare_points_to_unofficial_when_a_submission_was_left_out(tmp_p
     assert r.exit_code == 2 and "every record of 'b' was left out" in r.output and "--unofficial" in r.output
     r = CliRunner().invoke(app, ["compare", "a", "b", str(tmp_path), "--unofficial"], env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
+
+
+def test_the_board_names_the_winning_trials_hyperparameters(tmp_path):
+    recs = [record(t=12.0, study=0, trial=0), record(t=10.0, study=0, trial=1), record(t=20.0, study=1, trial=0),
+            record(status="budget_exhausted", study=1, trial=1)]
+    for rec, lr in zip(recs, (0.1, 0.2, 0.3, 0.4)):
+        rec["hyperparameters"] = {"optimizer": {"lr": lr}, "norm": {}}
+    board = scoring.score_records(recs)
+    row = board.time_to_target.iloc[0]
+    assert json.loads(row["best_hyperparameters"]) == {"optimizer": {"lr": 0.2}, "norm": {}}  # the 10 s trial
+    assert json.loads(board.scores.loc[0, "hyperparameters"]) == {"w-tiny": {"optimizer": {"lr": 0.2}, "norm": {}}}
+    paths = scoring.write_leaderboard(board, tmp_path)
+    assert "best_hyperparameters" in pd.read_csv(paths["time_to_target.csv"]).columns
+    assert "lr" in pd.read_csv(paths["scores.csv"]).loc[0, "hyperparameters"]
+    # a workload nobody reached names no winner
+    missed = scoring.score_records([recs[3]])
+    assert pd.isna(missed.time_to_target.iloc[0]["best_hyperparameters"])

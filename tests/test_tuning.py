@@ -253,11 +253,27 @@ def test_rerunning_a_sweep_skips_finished_trials_and_reruns_the_rest(tmp_path):
     # ...but a finished trial of another sweep is never replaced: the budget is
     # part of a trial's identity, so this is another sweep, and it is refused.
     before = [stamp(d) for d in dirs[:2]]
-    with pytest.raises(UserInputError, match="finished trials of a different sweep.*--experiment"):
+    with pytest.raises(UserInputError, match="finished trials of a different sweep.*--experiment") as err:
         plan_sweep("fake", SGD, overrides=["budget.max_steps=40"], **kwargs)
+    assert "What differs: budget.max_steps None -> 40" in str(err.value)
     assert [stamp(d) for d in dirs[:2]] == before
     changed = plan_sweep("fake", SGD, overrides=["budget.max_steps=40"], **{**kwargs, "experiment": "other"})
     assert all(t.action == "run" for t in changed.trials)
+
+
+def test_a_changed_plugin_file_is_named_when_a_finished_sweep_is_refused(tmp_path):
+    from harness.plugins.scaffold import new_submission
+
+    path = new_submission("sha_opt", directory=tmp_path / "code").files[0]
+    kwargs = dict(size="tiny", studies=1, trials=1, output=tmp_path / "res", registry=_registry())
+    tune("fake", str(path), **kwargs)
+    old_sha = read_run(next((tmp_path / "res").rglob("run.json")).parent)["optimizer"]["sha256"]
+    path.write_text(path.read_text() + "\n# a comment changes the sha256, so the trial's identity\n")
+    with pytest.raises(UserInputError) as err:
+        plan_sweep("fake", str(path), **kwargs)
+    message = str(err.value)
+    assert f"optimizer sha_opt's source changed ({path}: sha256 {old_sha[:12]}..." in message
+    assert "--experiment NAME" in message and "run it as it was" in message
 
 
 def test_summarize_is_the_median_over_studies_of_the_fastest_reaching_trial():
@@ -341,3 +357,21 @@ def test_tune_two_optimizers_then_score_gives_a_consistent_leaderboard(tmp_path)
     assert len(pd.read_parquet(out / "trials.parquet")) == 6
     for name in scores["submission"]:
         assert name in r.output
+
+
+def test_bench_tune_says_how_close_a_miss_came(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from harness.cli import sweeps as cli_sweeps
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli_sweeps, "console", Console(file=buffer, width=250, color_system=None))
+    sweep = plan_sweep("fake", SGD, size="tiny", studies=1, trials=1, output=tmp_path, registry=_registry())
+    observer = cli_sweeps._RichSweepObserver(sweep)
+    record = {"status": "budget_exhausted",
+              "reason": "timed budget of 30 s spent at step 900; best validation/score 20, target > 25"}
+    observer.on_trial_end(sweep.trials[0], record, ran=True)
+    observer.stop()
+    assert "budget_exhausted — best validation/score 20, target > 25" in buffer.getvalue()

@@ -104,6 +104,8 @@ class _RichSweepObserver:
             result += f" {_fmt_s(record.get('time_to_target_s'))} ({_fmt_steps(record.get('steps_to_target'))} steps)"
         elif status == Status.ERROR:
             result += f" — {record.get('reason', '')}"
+        elif status == Status.BUDGET_EXHAUSTED:  # how close it came: "best validation/x v, target > t"
+            result += f" — {str(record.get('reason', '')).rpartition('; ')[2]}"
         note = "" if ran else " [dim](finished earlier: skipped)[/]"
         self.progress.console.print(f"  {trial.name:<17} {escape(self._point(trial)):<60} {result}{note}", highlight=False)
         self.progress.update(self.task_id, advance=1, running=0, reached=self.reached, now="")

@@ -701,10 +701,12 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "speed_factor": factor if factor is not None else math.nan,
             "time_s_normalized": _normalized_time(time_s, factor),
             "path": rec.get("_path"),
+            # what the trial ran with: a board names its winners' settings
+            "hyperparameters": json.dumps(rec.get("hyperparameters"), sort_keys=True, default=str),
         })
     columns = ["ruleset", "hardware_id", "submission", "workload", "study", "trial", "trial_id", "status",
                "time_to_target_s", "steps_to_target", "official", "data_sha256", "budget_basis",
-               "reference_hardware_id", "speed_factor", "time_s_normalized", "path"]
+               "reference_hardware_id", "speed_factor", "time_s_normalized", "path", "hyperparameters"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -712,13 +714,15 @@ def study_times(trials: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardware_
     """Per study: the fastest trial that reached the target (inf when none did)."""
     keys = [*by, "submission", "workload", "study"]
     if trials.empty:
-        return pd.DataFrame(columns=[*keys, "time_s", "steps", "trials", "official"])
+        return pd.DataFrame(columns=[*keys, "time_s", "steps", "trials", "official", "best_hyperparameters", "best_path"])
     ordered = trials.sort_values("time_to_target_s", kind="stable")
     best = ordered.groupby(keys, sort=True, dropna=False).agg(
         time_s=("time_to_target_s", "first"),
         steps=("steps_to_target", "first"),
         trials=("status", "size"),
         official=("official", "all"),
+        best_hyperparameters=("hyperparameters", "first"),
+        best_path=("path", "first"),
     )
     return best.reset_index()
 
@@ -727,13 +731,17 @@ def workload_times(studies: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardw
     """Per submission and workload: the median over studies, and the spread."""
     keys = [*by, "submission", "workload"]
     columns = [*keys, "time_s", "steps", "studies", "studies_reached", "time_min_s", "time_max_s",
-               "steps_min", "steps_max", "trials", "official"]
+               "steps_min", "steps_max", "trials", "official", "best_hyperparameters", "best_path"]
     if studies.empty:
         return pd.DataFrame(columns=columns)
 
     def summarise(g: pd.DataFrame) -> pd.Series:
         t, s = g["time_s"].to_numpy(float), g["steps"].to_numpy(float)
+        # The winning trial: the fastest that reached the target, over every study.
+        winner = g.iloc[int(np.argmin(t))] if np.isfinite(t).any() else None
         return pd.Series({
+            "best_hyperparameters": winner["best_hyperparameters"] if winner is not None else None,
+            "best_path": winner["best_path"] if winner is not None else None,
             # np.median of a list holding inf is inf once half the studies miss,
             # the rule "a study with no reaching trial counts as a miss".
             "time_s": float(np.median(t)),
@@ -746,7 +754,8 @@ def workload_times(studies: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardw
             "official": bool(g["official"].all()),
         })
 
-    out = studies.groupby(keys, sort=True, dropna=False)[["time_s", "steps", "trials", "official"]].apply(summarise)
+    cols = ["time_s", "steps", "trials", "official", "best_hyperparameters", "best_path"]
+    out = studies.reindex(columns=[*keys, *cols]).groupby(keys, sort=True, dropna=False)[cols].apply(summarise)
     return out.reset_index()[columns]
 
 
@@ -772,6 +781,14 @@ class Group:
     @property
     def normalized(self) -> bool:
         return self.normalized_to is not None
+
+
+def _winners(times: pd.DataFrame, submission: str) -> str:
+    """JSON {workload: hyperparameters of the winning trial} of one submission on one board."""
+    if times.empty or "best_hyperparameters" not in times:
+        return "{}"
+    mine = times[(times["submission"] == submission) & times["best_hyperparameters"].notna()]
+    return json.dumps({w: json.loads(h) for w, h in zip(mine["workload"], mine["best_hyperparameters"])}, sort_keys=True)
 
 
 @dataclass
@@ -804,9 +821,10 @@ class Leaderboard:
                     "score": float(score), "workloads_within_4x": int(reached.get(sub, 0)),
                     "base_workloads": len(g.result.base_workloads), "official": g.official.get(sub, True),
                     "mixed_hardware": g.mixed_hardware, "hardware_ids": " ".join(g.hardware_ids),
+                    "hyperparameters": _winners(g.times, sub),
                 })
         return pd.DataFrame(rows, columns=["board", "ruleset", "hardware_id", "rank", "submission", "score", "workloads_within_4x",
-                                           "base_workloads", "official", "mixed_hardware", "hardware_ids"])
+                                           "base_workloads", "official", "mixed_hardware", "hardware_ids", "hyperparameters"])
 
     @property
     def time_to_target(self) -> pd.DataFrame:

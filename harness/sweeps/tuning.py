@@ -390,11 +390,50 @@ def _refuse_conflicts(planned: list[Trial], root: Path) -> None:
     search space, budget or code) goes to another directory."""
     conflicts = [t for t in planned if t.action == "conflict"]
     if conflicts:
+        first = conflicts[0]
+        changed = what_changed(first.record or {}, first)
         raise UserInputError(
             f"{len(conflicts)} trial directories under {root} hold finished trials of a different sweep "
-            f"(first: {conflicts[0].run_dir}: {conflicts[0].why}); nothing was run. Give this sweep its own "
-            "--experiment NAME or --output DIR, or move the old results away"
+            f"(first: {first.run_dir}: {first.why}); nothing was run. "
+            + (f"What differs: {'; '.join(changed)}. " if changed else "")
+            + "To start a new sweep, give it its own --experiment NAME or --output DIR; to keep adding to the "
+            "old one, run it as it was (the same code and settings), or move the old results away"
         )
+
+
+def what_changed(old: dict[str, Any], trial: Trial) -> list[str]:
+    """What makes ``trial`` a different trial from the finished ``old`` record in
+    its directory: plugin code (which file, old and new sha256), hyperparameters,
+    seed, budget or ruleset, in words."""
+    plan, changes = trial.plan, []
+    if plan is None:
+        return changes
+    for role, plugin in (("submission", plan.asked), ("optimizer", plan.optimizer), ("norm", plan.norm)):
+        before = old.get(role) if isinstance(old.get(role), dict) else {}
+        if before.get("name") not in (None, plugin.name):
+            changes.append(f"{role} {before.get('name')} -> {plugin.name}")
+        elif before.get("sha256") and before.get("sha256") != plugin.sha256:
+            where = plugin.source or before.get("source") or plugin.name
+            changes.append(f"{role} {plugin.name}'s source changed ({where}: sha256 "
+                           f"{str(before['sha256'])[:12]}... -> {str(plugin.sha256)[:12]}...)")
+    now = {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)}
+    then = old.get("hyperparameters") or {}
+    for section in ("optimizer", "norm"):
+        for name in sorted(set(now[section]) | set((then.get(section) or {}))):
+            a, b = (then.get(section) or {}).get(name), now[section].get(name)
+            if a != b:
+                changes.append(f"{section}.{name} {a!r} -> {b!r}")
+    if old.get("seed") is not None and old.get("seed") != trial.seed:
+        changes.append(f"seed {old.get('seed')} -> {trial.seed}")
+    budget = old.get("budget") or {}
+    for key, value in (("max_steps", plan.max_steps), ("eval_every_steps", plan.eval_every_steps),
+                       ("eval_every_s", plan.eval_every_s), ("multiplier", plan.budget_multiplier)):
+        if key in budget and budget[key] != value:
+            changes.append(f"budget.{key} {budget[key]!r} -> {value!r}")
+    old_rules = (old.get("tuning") or {}).get("ruleset")
+    if old_rules and old_rules != (trial.extra.get("tuning") or {}).get("ruleset"):
+        changes.append(f"ruleset {old_rules} -> {(trial.extra.get('tuning') or {}).get('ruleset')}")
+    return changes
 
 
 # --------------------------------------------------------------------------- #
