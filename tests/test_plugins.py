@@ -329,11 +329,15 @@ def update(ctx):
     assert out.returncode == 1, (out.stdout, out.stderr)
     line = one_line_error(out)
     assert "'explodes'" in line and str(path) in line and "RuntimeError: boom in step 3" in line, line
-    assert "update raised at step 3: RuntimeError: boom in step 3 (at explodes.py:" in line
+    assert "update raised at step 4 (ctx.step 3): RuntimeError: boom in step 3 (at explodes.py:" in line
     rec = read_run(next((tmp_path / "res").rglob("run.json")).parent)
     assert rec["status"] == "error" and rec["steps"] == 3
     assert "boom in step 3" in rec["reason"] and "'explodes'" in rec["reason"]
     assert "RuntimeError" in rec["error"]["traceback"]  # the original exception is chained
+    # the plugin's own frames, innermost last, in the record and on the console
+    (frame,) = rec["error"]["plugin_frames"]
+    assert frame.startswith("explodes.py:") and "in update: raise RuntimeError(\"boom in step 3\")" in frame
+    assert frame in out.stdout
     assert rec["submission"]["sha256"] == sha(path)
 
 

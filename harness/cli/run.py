@@ -113,6 +113,12 @@ def _summary(result, size) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("status", f"[{status.colour if status else 'white'}]{rec['status']}[/] — {rec['reason']}")
+    frames = (rec.get("error") or {}).get("plugin_frames") or []
+    if frames:  # where in the submission's own file it raised, innermost last
+        table.add_row("raised in", "\n".join(frames))
+    contended = (rec.get("timing") or {}).get("contended")
+    if contended:
+        table.add_row("timing", f"[yellow]{contended}: kept, but unofficial[/]")
     ttt = rec["time_to_target_s"]
     table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else "— (missed)")
     table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")

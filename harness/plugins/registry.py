@@ -290,6 +290,12 @@ def _where_raised(exc: BaseException, files: tuple[str, ...] = ()) -> str:
     return f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
 
 
+def _plugin_frames(exc: BaseException, files: tuple[str, ...], last: int = 3) -> list[str]:
+    """The innermost ``last`` frames of ``exc``'s traceback that lie in the plugin's own files."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _in_files(f.filename, files)]
+    return [f"{Path(f.filename).name}:{f.lineno} in {f.name}: {(f.line or '').strip()}" for f in frames[-last:]]
+
+
 def _in_files(filename: str, files: tuple[str, ...]) -> bool:
     return any(filename == f or filename.startswith(f.rstrip("/") + "/") for f in files)
 
@@ -371,8 +377,11 @@ class Submission:
                 if not own and not _raised_in(exc, files):
                     raise
                 step = args[0].step if args and isinstance(args[0], api.StepContext) else None
-                at = f" at step {step}" if step is not None else ""
-                raise PluginError(f"{label}: {name} raised{at}: {_one_line(exc)}{_where_raised(exc, files)}") from exc
+                # Counted from 1, as the progress bar counts steps taken.
+                at = f" at step {step + 1} (ctx.step {step})" if step is not None else ""
+                error = PluginError(f"{label}: {name} raised{at}: {_one_line(exc)}{_where_raised(exc, files)}")
+                error.plugin_frames = _plugin_frames(exc, files)
+                raise error from exc
 
         return guarded
 

@@ -129,6 +129,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
     finally:
         watchdog.close()
         metrics_log.close()
+        _check_timing(record, loop.segments)
         record["wall_s"] = time.perf_counter() - wall0
         record["finished_at"] = records.now_iso()
         if record["setup_s"] is None:
@@ -239,7 +240,30 @@ def _record_failure(record: dict[str, Any], exc: BaseException, watchdog: Watchd
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         record["status"] = Status.ERROR.value
         record["reason"] = message if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {message}".rstrip(": ")
-        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc(),
+                           "plugin_frames": getattr(exc, "plugin_frames", [])}
+
+
+def _check_timing(record: dict[str, Any], segments: list[dict[str, Any]]) -> None:
+    """Was the machine quiet while the clock ran (harness/run/timing.py)? A
+    contended run is kept, and made unofficial with a deviation saying why."""
+    from harness.run import timing
+
+    reason = timing.contention(segments)
+    rates = [s["steps_per_s"] for s in segments if s.get("steps_per_s")]
+    record["timing"] = {
+        "segments": len(segments),
+        "best_steps_per_s": max(rates, default=None),
+        "worst_steps_per_s": min(rates, default=None),
+        "max_others_cpu": max((s["others_cpu"] for s in segments if "others_cpu" in s), default=None),
+        "max_steal": max((s["steal"] for s in segments if "steal" in s), default=None),
+        "min_cpu_share": min((s["cpu_share"] for s in segments if "cpu_share" in s), default=None),
+        "contended": reason,
+        "per_segment": segments,  # {first_step, last_step, steps, seconds, steps_per_s, cpu_share, others_cpu, steal}
+    }
+    if reason:
+        record["deviations"] = [*record["deviations"], reason]
+        record["official"] = False
 
 
 def watchdog_limit(config: dict[str, Any], max_runtime_s: float) -> tuple[float | None, str]:

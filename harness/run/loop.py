@@ -28,6 +28,7 @@ from typing import Any
 
 from harness import api
 from harness.api import Status
+from harness.run import timing
 from harness.run.evalguard import ModelSnapshot, check_evaluation
 from harness.run.watchdog import Watchdog
 
@@ -65,6 +66,10 @@ class TimedLoop:
         self.segment_start: float | None = None
         self.best_validation: float | None = None  # for the record's reason when a run misses
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        # Each segment's throughput and the machine's quiet (harness/run/timing.py),
+        # read at eval boundaries only.
+        self.segments: list[dict[str, Any]] = []
+        self._opened: timing.Snapshot | None = None
 
     def _now(self) -> float:
         self._sync()
@@ -74,6 +79,7 @@ class TimedLoop:
         # Armed once per segment, before the clock starts: the watchdog costs
         # the timed loop nothing per step.
         self.watchdog.arm("step")
+        self._opened = timing.snapshot(self.record["steps"])
         self.segment_start = self._now()
 
     def close_segment(self) -> None:
@@ -83,6 +89,11 @@ class TimedLoop:
             self.segment_start = None
         self.watchdog.disarm()
         self.record["timed_s"] = self.timed
+        if self._opened is not None:
+            end = timing.snapshot(self.record["steps"])
+            figures = timing.segment_figures(self._opened, end, self.record.get("threads") or 1, self.device.type)
+            self.segments.append({"first_step": self._opened.step + 1, "last_step": end.step, **figures})
+            self._opened = None
 
     def track_best(self, metrics: dict[str, float]) -> None:
         target = self.plan.size.target

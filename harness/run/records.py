@@ -49,6 +49,11 @@ official           false when an override changed the size's budget, cadence or 
 deviations         what made it unofficial, e.g. ["max_steps=200", "target.validation=0.5",
                    "hardware hw-032e52c8e30e is not the pinned hw-a5285d9436b7"]
 pinned_hardware_id the hardware class the config pinned (config key hardware_id), or null
+timing             was the machine quiet while the clock ran (harness/run/timing.py): {segments,
+                   best_steps_per_s, worst_steps_per_s, max_others_cpu, max_steal, min_cpu_share,
+                   contended (null, or the reason, also in deviations: the run is then unofficial),
+                   per_segment [{first_step, last_step, steps, seconds, steps_per_s, cpu_share,
+                   others_cpu, steal}]}, read at eval boundaries only
 final_metrics      metrics of the last evaluation
 error              {type, message, traceback} when status is error (type "WatchdogExpired": the
                    traceback shows where the run's thread was stopped)
