@@ -36,7 +36,10 @@ def test_the_demo_command_writes_an_honest_official_record(tmp_path):
     """
     run_dir = bench_run(tmp_path, "--submission", "lion")
     rec = read_run(run_dir)
-    assert rec["official"] is True and rec["optimizer"]["name"] == "lion"
+    # Official, unless the machine was busy while the clock ran (harness/run/timing.py;
+    # the suite also runs beside a busy loop): then for that reason alone.
+    assert [d for d in rec["deviations"] if not d.startswith("contended: ")] == []
+    assert rec["official"] is (not rec["deviations"]) and rec["optimizer"]["name"] == "lion"
     assert rec["status"] in ("reached", "budget_exhausted"), rec["reason"]
     rows = read_metrics(run_dir)
     target = rec["target"]["value"]

@@ -44,7 +44,7 @@ OTHERS_CEILING = 0.20
 STEAL_CEILING = 0.20
 THROUGHPUT_FLOOR = 0.5
 CPU_SHARE_FLOOR = 0.75
-MIN_SEGMENT_S = 0.25  # shorter segments are too short to judge (timer and scheduler noise)
+MIN_SEGMENT_S = 0.5  # shorter segments are too short to judge (timer and scheduler noise)
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
