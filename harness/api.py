@@ -488,6 +488,38 @@ def infer_param_types(model: "nn.Module", head: str | None = None) -> dict[str, 
     return types
 
 
+#: AlgoPerf's names for hyperparameters that optbench's built-ins call otherwise,
+#: with the same meaning: AlgoPerf's tuning_search_space.json files drive
+#: ``bench tune`` unchanged. A submission adds its own with a literal
+#: ``ALIASES = {"their_name": "our_name"}``.
+ALGOPERF_NAMES = {"learning_rate": "lr", "warmup_factor": "warmup_fraction"}
+
+#: AlgoPerf's workload-side hyperparameters: optbench's workloads do not take
+#: them yet, so a search space naming them is refused, never silently ignored.
+ALGOPERF_WORKLOAD_HYPERPARAMETERS = ("label_smoothing", "dropout_rate", "aux_dropout_rate", "grad_clip")
+
+
+def canonical_name(name: str, accepted: Any, aliases: Mapping[str, str] | None = None) -> str:
+    """The name a submission knows ``name`` by: itself if accepted, else its
+    alias (the submission's ``ALIASES``, then :data:`ALGOPERF_NAMES`) when the
+    submission accepts that; otherwise ``name`` unchanged (and refused later)."""
+    accepted = set(accepted)
+    if name in accepted:
+        return name
+    target = {**ALGOPERF_NAMES, **(aliases or {})}.get(name)
+    return target if target in accepted else name
+
+
+def unknown_hyperparameter(section: str, name: str, accepted: Any) -> str:
+    """Why ``name`` is refused, with the closest names (or what AlgoPerf means by it)."""
+    from harness.errors import did_you_mean
+
+    if name in ALGOPERF_WORKLOAD_HYPERPARAMETERS:
+        return (f"{name!r} is one of AlgoPerf's workload hyperparameters, which optbench's workloads do not "
+                "take yet (issue 17): leave it out of the search space or the overrides")
+    return f"unknown {section} hyperparameter {name!r}; {did_you_mean(name, list(accepted))}"
+
+
 class Status(str, enum.Enum):
     """How a run ended: run.json's ``status``, and everything that follows from it.
 

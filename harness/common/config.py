@@ -119,6 +119,7 @@ def compose(
     hyperparameter_names: Mapping[str, Iterable[str]],
     config_name: str = "run",
     search_spaces: Mapping[str, Any] | None = None,
+    aliases: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The composed config as a plain dict.
 
@@ -126,7 +127,9 @@ def compose(
     submissions accept; where it maps them to their DEFAULTS (a mapping of
     name -> default), each overridden value is also checked against the
     default's type and ``search_spaces[section]`` (the SEARCH_SPACE), if given
-    (:func:`check_hyperparameter`).
+    (:func:`check_hyperparameter`). A name the submission knows by another
+    (``aliases[section]``, AlgoPerf's ``learning_rate`` for ``lr``: api.canonical_name)
+    is rewritten to its own.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -142,13 +145,13 @@ def compose(
         key = raw.split("=", 1)[0].lstrip("+~")
         section = key.split(".", 1)[0]
         if section in HP_SECTIONS and "." in key:
-            name = key.split(".", 1)[1]
+            from harness.api import canonical_name, unknown_hyperparameter
+
             allowed = list(hyperparameter_names.get(section, ()))
+            name = canonical_name(key.split(".", 1)[1], allowed, (aliases or {}).get(section))
             if name not in allowed:
-                raise UserInputError(
-                    f"unknown {section} hyperparameter {name!r} in {raw!r}; {did_you_mean(name, allowed)}"
-                )
-            checked.append("++" + raw.lstrip("+~"))
+                raise UserInputError(f"{unknown_hyperparameter(section, key.split('.', 1)[1], allowed)} (in {raw!r})")
+            checked.append(f"++{section}.{name}={raw.split('=', 1)[1]}")
         elif key not in known:
             bare = _bare_hyperparameter(key, hyperparameter_names)
             hint = f"did you mean {' or '.join(repr(b) for b in bare)}?" if bare else did_you_mean(key, known)

@@ -47,7 +47,7 @@ BUILTIN_SUBMISSIONS = ROOT / "submissions"
 BUILTIN_WORKLOADS = ROOT / "workloads"
 SUBMISSION_GROUP = "optbench.submissions"
 WORKLOAD_GROUP = "optbench.workloads"
-META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES")
+META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES", "ALIASES")
 # Functions of a submission whose exceptions are re-raised naming the plugin.
 GUARDED = ("make_optimizer", "make_schedule", "make_norm", "transform_model", *api.OPTIMIZER_OPTIONAL)
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from harness import api
 from harness.common.config import check_hyperparameter, compose
-from harness.errors import UserInputError, did_you_mean
+from harness.errors import UserInputError
 from harness.plugins.registry import Plugin, Registry, WorkloadEntry, size_of
 
 
@@ -113,15 +113,10 @@ def plan_run(
     size_name = size or default_size(entry)
     size_spec = size_of(entry, size_name)
 
-    opt_defaults = dict(optimizer_plugin.meta.get("DEFAULTS", {}))
-    norm_defaults = dict(norm_plugin.meta.get("DEFAULTS", {}) or {})
-    spaces = {"optimizer": optimizer_plugin.meta.get("SEARCH_SPACE"), "norm": norm_plugin.meta.get("SEARCH_SPACE")}
-    config = compose(overrides, {"optimizer": opt_defaults, "norm": norm_defaults}, search_spaces=spaces)
-    for key, value in (("seed", seed), ("output", output), ("experiment", experiment),
-                       ("hardware_id", pinned_hardware_id)):
-        if value is not None:
-            config[key] = str(value) if key == "output" else value
-    _apply_hyperparameters(config, hyperparameters or {}, {"optimizer": opt_defaults, "norm": norm_defaults}, spaces)
+    halves = {"optimizer": optimizer_plugin, "norm": norm_plugin}
+    config, defaults = _compose(overrides, halves, hyperparameters or {},
+                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id})
+    opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
     budget = config["budget"]
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
@@ -159,6 +154,22 @@ def plan_run(
     )
 
 
+def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[str, Mapping[str, Any]],
+             settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(config, each half's DEFAULTS): the user's overrides composed and checked
+    against the submissions' DEFAULTS, SEARCH_SPACE and ALIASES, then the typed
+    settings (seed, output, ...) and hyperparameters over them."""
+    defaults = {s: dict(p.meta.get("DEFAULTS") or {}) for s, p in halves.items()}
+    spaces = {s: p.meta.get("SEARCH_SPACE") for s, p in halves.items()}
+    aliases = {s: p.meta.get("ALIASES") or {} for s, p in halves.items()}
+    config = compose(overrides, defaults, search_spaces=spaces, aliases=aliases)
+    for key, value in settings.items():
+        if value is not None:
+            config[key] = str(value) if key == "output" else value
+    _apply_hyperparameters(config, hyperparameters, defaults, spaces, aliases)
+    return config, defaults
+
+
 def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None, norm: str | None):
     """(asked, optimizer, norm): ``submission`` may be either half; the other
     defaults to the workload's baseline, and the norm must fit its sites."""
@@ -184,16 +195,17 @@ def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None,
 
 def _apply_hyperparameters(config: dict[str, Any], given: Mapping[str, Mapping[str, Any]],
                            defaults: Mapping[str, Mapping[str, Any]],
-                           spaces: Mapping[str, Any] | None = None) -> None:
+                           spaces: Mapping[str, Any] | None = None,
+                           aliases_of: Mapping[str, Mapping[str, str]] | None = None) -> None:
     """Typed hyperparameters over the composed config; unknown names are refused,
     and so is a value that does not fit its default's type or its SEARCH_SPACE
     entry (the check ``compose`` makes of overrides)."""
     for section, names in defaults.items():
-        values = dict(given.get(section) or {})
+        aliases = (aliases_of or {}).get(section)
+        values = {api.canonical_name(k, names, aliases): v for k, v in (given.get(section) or {}).items()}
         unknown_names = sorted(set(values) - set(names))
         if unknown_names:
-            name = unknown_names[0]
-            raise UserInputError(f"unknown {section} hyperparameter {name!r}; {did_you_mean(name, list(names))}")
+            raise UserInputError(api.unknown_hyperparameter(section, unknown_names[0], names))
         for name, value in values.items():
             check_hyperparameter(section, name, value, names, (spaces or {}).get(section))
         config[section] = {**(config.get(section) or {}), **values}

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from harness.api import Status
+from harness.api import canonical_name
 from harness.common.config import load_named_yaml, named_configs
 from harness.common.seeding import derive_seed, stable_hash
 from harness.errors import UserInputError
@@ -191,8 +192,8 @@ def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[
         section, _, name = key.partition(".")
         if section in HP_SECTIONS and name:
             routed[section][name] = value
-        elif key not in names[own] and key in names[other]:
-            routed[other][key] = value
+        elif canonical_name(key, names[own]) not in names[own] and canonical_name(key, names[other]) in names[other]:
+            routed[other][key] = value  # plan_run maps an AlgoPerf name (learning_rate) to the submission's
         else:
             routed[own][key] = value  # unknown names: plan_run says "did you mean"
     return routed

@@ -1,0 +1,63 @@
+"""AlgoPerf's hyperparameter names drive optbench's built-ins (issue 17, first part):
+``learning_rate`` is ``lr`` and ``warmup_factor`` is ``warmup_fraction`` wherever a
+submission takes the latter; a submission may declare more with ``ALIASES``.
+AlgoPerf's workload hyperparameters, which optbench's workloads do not take yet,
+are refused with a line saying so, never ignored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import api
+from harness.errors import UserInputError
+from harness.run import plan_run
+from harness.sweeps.tuning import plan_sweep
+
+# AlgoPerf v0.5's NAdamW search space (reference_algorithms/paper_baselines/nadamw/
+# tuning_search_space.json), without its workload-side entries.
+NADAMW_SPACE = {
+    "learning_rate": {"min": 1e-4, "max": 1e-2, "scaling": "log"},
+    "one_minus_beta1": {"min": 1e-2, "max": 0.5, "scaling": "log"},
+    "beta2": {"feasible_points": [0.999]},
+    "warmup_factor": {"feasible_points": [0.05]},
+    "weight_decay": {"min": 5e-3, "max": 1.0, "scaling": "log"},
+}
+
+
+def test_canonical_names():
+    assert api.canonical_name("learning_rate", {"lr", "beta2"}) == "lr"
+    assert api.canonical_name("lr", {"lr"}) == "lr"
+    assert api.canonical_name("learning_rate", {"learning_rate"}) == "learning_rate"  # its own name wins
+    assert api.canonical_name("learning_rate", {"eta"}) == "learning_rate"  # no alias fits: refused later
+    assert api.canonical_name("step_size", {"lr"}, {"step_size": "lr"}) == "lr"
+
+
+def test_an_override_by_algoperfs_name_reaches_the_optimizer(tmp_path):
+    plan = plan_run("cifar", "nadamw", size="tiny", output=tmp_path,
+                    overrides=["optimizer.learning_rate=0.0035", "optimizer.warmup_factor=0.05"])
+    assert plan.hp_optimizer["lr"] == 0.0035 and plan.hp_optimizer["warmup_fraction"] == 0.05
+    assert "learning_rate" not in plan.hp_optimizer
+    typed = plan_run("cifar", "nadamw", size="tiny", output=tmp_path, hyperparameters={"optimizer": {"learning_rate": 0.002}})
+    assert typed.hp_optimizer["lr"] == 0.002
+
+
+def test_algoperfs_nadamw_search_space_drives_bench_tune_unchanged(tmp_path):
+    path = tmp_path / "tuning_search_space.json"
+    path.write_text(json.dumps(NADAMW_SPACE))
+    sweep = plan_sweep("cifar", "nadamw", size="tiny", studies=1, trials=3, search_space=str(path), output=tmp_path / "r")
+    for trial in sweep.trials:
+        hp = trial.plan.hp_optimizer
+        assert 1e-4 <= hp["lr"] <= 1e-2 and hp["beta2"] == 0.999 and hp["warmup_fraction"] == 0.05
+        assert hp["lr"] == trial.point["optimizer"]["learning_rate"]
+
+
+@pytest.mark.parametrize("name", ["label_smoothing", "dropout_rate"])
+def test_algoperfs_workload_hyperparameters_are_refused_with_the_reason(tmp_path, name):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({**NADAMW_SPACE, name: {"feasible_points": [0.1]}}))
+    with pytest.raises(UserInputError, match=f"'{name}' is one of AlgoPerf's workload hyperparameters"):
+        plan_sweep("cifar", "nadamw", size="tiny", studies=1, trials=1, search_space=str(path), output=tmp_path / "r")
+    with pytest.raises(UserInputError, match="workload hyperparameters, which optbench's workloads do not take yet"):
+        plan_run("cifar", "nadamw", size="tiny", output=tmp_path, overrides=[f"optimizer.{name}=0.1"])
