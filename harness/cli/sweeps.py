@@ -158,7 +158,7 @@ def _points_table(sweep):
                     names.append((section, key, label))
     table = Table(title=f"{sweep.label}: {len(sweep.trials)} trials", title_justify="left")
     for col in ("study", "trial", "seed", *[n[2] for n in names], "trial_id", "will"):
-        table.add_column(col, justify="right" if col in ("study", "trial", "seed") else "left")
+        table.add_column(col, justify="right" if col in ("study", "trial", "seed") else "left", overflow="fold")
     for trial in sweep.trials:
         values = [escape(_fmt_value(trial.point.get(s, {}).get(k, ""))) for s, k, _ in names]
         will = "run" if trial.action == "run" else "skip"
@@ -172,7 +172,7 @@ def _summary_table(result):
     summary = result.summary
     table = Table(title="per study: fastest trial that reached the target", title_justify="left")
     for col in ("study", "trials", "reached", "best trial", "time to target", "steps"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in summary["studies"]:
         table.add_row(str(s["study"]), str(s["trials"]), str(s["reached"]),
                       "—" if s["best_trial"] is None else str(s["best_trial"]), _fmt_s(s["time_s"]), _fmt_steps(s["steps"]))
@@ -265,9 +265,9 @@ def _scores_tables(title: str, result, official: dict | None = None) -> list:
     bases = result.base_workloads
     ranked = Table(title=title, title_justify="left")
     for col, justify in (("rank", "right"), ("submission", "left"), ("score", "right"), ("within 4x", "right")):
-        ranked.add_column(col, justify=justify, no_wrap=True)
+        ranked.add_column(col, justify=justify, overflow="fold")
     if official is not None:
-        ranked.add_column("official", no_wrap=True)
+        ranked.add_column("official", overflow="fold")
     within = (result.ratios <= result.preset.max_tau).sum(axis=1)
     for rank, (sub, score) in enumerate(result.scores.items(), start=1):
         row = [str(rank), escape(sub), f"[bold]{score:.4f}[/]", f"{int(within[sub])}/{len(bases)}"]
@@ -278,7 +278,7 @@ def _scores_tables(title: str, result, official: dict | None = None) -> list:
     with_time = len(result.scores) <= 3  # a cell per submission: room for the time too?
     detail = Table(title="time (x fastest)" if with_time else "time / fastest",
                    title_justify="left")
-    detail.add_column("workload", no_wrap=True)
+    detail.add_column("workload", overflow="fold")
     for sub in result.scores.index:
         detail.add_column(escape(sub), justify="right", overflow="fold")
     starred = False
@@ -473,7 +473,7 @@ def compare(
             which = "" if g.board == scoring.OFFICIAL_BOARD else "unofficial board · "
             table = Table(title=escape(f"{which}{a} vs {b} · ruleset {g.ruleset} · {hw}"), title_justify="left")
             for col in ("workload", f"{a}: time [min–max] (steps)", f"{b}: time [min–max] (steps)", f"{b}/{a}", "studies", "verdict"):
-                table.add_column(escape(col))
+                table.add_column(escape(col), overflow="fold")
             for w in workloads:
                 rows = [t.loc[(s, w)] if (s, w) in t.index else None for s in (a, b)]
 

@@ -47,8 +47,12 @@ Optional hooks (all timed): update(ctx) for steps that need more than
 backward + step (SAM, closures), prepare_for_eval(ctx) / prepare_for_train(ctx)
 for weight swaps (EMA, Schedule-Free). The contract is in harness/api.py.
 
-Run it:   bench run --submission ./{file} --workload cifar
-Tune it:  bench run --submission ./{file} --workload cifar optimizer.lr=0.05
+Run it:       bench run --submission ./{file} --workload cifar
+Try a value:  bench run --submission ./{file} --workload cifar optimizer.lr=0.05
+Tune it:      bench tune --submission ./{file} --workload cifar --studies 1 --trials 5
+              (Halton points of SEARCH_SPACE, one timed run each; --dry-run prints
+              them; rerunning resumes; records under results/external/)
+Score it:     bench score results/      (leaderboard: time to target, profiles, score)
 """
 
 import torch
@@ -137,8 +141,14 @@ overridden as norm.<name>=... and tuned through SEARCH_SPACE. Optional:
 transform_model(model, hp) -> model, applied after the model is built (weight
 standardization, weight norm). The contract is in harness/api.py.
 
-Run it:   bench run --submission ./{file} --workload cifar             (with the workload's optimizer)
-          bench run --submission adamw --norm ./{file} --workload cifar
+Run it:       bench run --submission ./{file} --workload cifar    (with the workload's optimizer)
+              bench run --submission adamw --norm ./{file} --workload cifar
+Try a value:  bench run --submission ./{file} --workload cifar norm.eps=1e-5
+Tune it:      bench tune --submission ./{file} --workload cifar --studies 1 --trials 5
+              (Halton points of SEARCH_SPACE, one timed run each; while SEARCH_SPACE
+              is empty every trial runs DEFAULTS: fill it in, or use --ruleset self,
+              DEFAULTS with 3x the budget)
+Score it:     bench score results/      (leaderboard: time to target, profiles, score)
 """
 
 import torch
