@@ -1,0 +1,157 @@
+"""``bench study``: studies beyond time to target, thin over harness.sweeps.studies.
+
+Imported by harness/cli/__init__.py to register the sub-app on ``app``. Module
+level imports only typer, rich and the standard library: ``bench study --help``
+must not pay for torch or matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.markup import escape
+
+from harness.api import Status, comparison_sign
+from harness.cli.app import app, console, err_console, user_errors
+from harness.cli.sweeps import _fmt_s, _status_colour
+
+study_app = typer.Typer(no_args_is_help=True, help="Studies the source papers run: learning-rate sensitivity.")
+app.add_typer(study_app, name="study")
+
+
+class _RichStudyObserver:
+    """One bar over the grid's runs, with the time left estimated from the
+    runs so far, and a line per finished or skipped run; redrawn only at evals
+    and run ends, so no thread competes with the timed loop."""
+
+    def __init__(self, study) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.study = study
+        self.progress = Progress(
+            TextColumn("[bold]runs[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[now]}"),
+            console=console, auto_refresh=False,
+        )
+        self.task_id = self.progress.add_task("study", total=len(study.points), now="")
+        self.progress.start()
+        self.progress.refresh()
+
+    def on_point_start(self, point) -> None:
+        self.progress.update(self.task_id, now=f"{point.name}: starting")
+        self.progress.refresh()
+
+    def on_eval(self, point, row: dict[str, Any]) -> None:
+        value = row.get(f"validation/{self.study.target.metric}")
+        shown = f" · validation/{self.study.target.metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+        self.progress.update(self.task_id, now=f"{point.name}: step {row['step']}{shown}")
+        self.progress.refresh()
+
+    def on_point_end(self, point, record: dict[str, Any], ran: bool) -> None:
+        status = (record or {}).get("status", "?")
+        final = ((record or {}).get("final_metrics") or {}).get(f"validation/{self.study.target.metric}")
+        shown = f" · final {final:.4g}" if isinstance(final, (int, float)) else ""
+        if status == Status.ERROR:
+            shown += f" — {escape(str(record.get('reason', '')))}"
+        note = "" if ran else " [dim](finished earlier: skipped)[/]"
+        self.progress.console.print(f"  {escape(point.name):<40} [{_status_colour(status)}]{status}[/]{shown}{note}",
+                                    highlight=False)
+        # Skipped runs take no time: leaving them out keeps the estimate honest.
+        self.progress.update(self.task_id, advance=1, now="")
+        if not ran:
+            task = self.progress.tasks[0]
+            task.total -= 1
+            task.completed -= 1
+        self.progress.refresh()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _header(study) -> None:
+    t = study.target
+    console.print(
+        f"[bold]bench study lr[/] · [cyan]{study.workload}-{study.size}[/] · {study.steps} steps per run, no stop at "
+        f"the target (validation/{t.metric} {comparison_sign(t.direction)} {t.validation:g}) · {study.seeds} seed(s)",
+        highlight=False)
+    for label, grid in study.grids.items():
+        console.print(f"  [cyan]{escape(label)}[/] {study.lr_names[label]}: {len(grid)} points "
+                      f"{grid[0]:g} .. {grid[-1]:g}", highlight=False)
+    console.print(f"  records {study.root}\n  {len(study.to_run)} to run, {len(study.points) - len(study.to_run)} "
+                  "finished earlier", highlight=False)
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if math.isnan(v) else format(v, spec)
+
+
+def _summary_table(result) -> None:
+    from rich.table import Table
+
+    metric = result.study.target.metric
+    table = Table(title=f"LR sensitivity (Wortsman et al. 2023; loss = {escape(result.summary[0]['loss']) if result.summary else metric})",
+                  title_justify="left")
+    for col in ("submission", "sensitivity", "L_init", "L*", "best lr", f"final {metric} at best lr [min–max]",
+                "diverged", "reached"):
+        table.add_column(escape(col), overflow="fold")
+    for s in result.summary:
+        spread = f"{_fmt(s['best_lr_final_mean'])} [{_fmt(s['best_lr_final_min'])}–{_fmt(s['best_lr_final_max'])}]"
+        table.add_row(escape(s["submission"]), _fmt(s["lr_sensitivity"]), _fmt(s["init_loss"]), _fmt(s["best_loss"]),
+                      _fmt(s["best_lr"], "g"), spread, f"{s['diverged_runs']}/{s['runs']}", f"{s['reached_runs']}/{s['runs']}")
+    console.print(table)
+    partial = [s["submission"] for s in result.summary if s["runs"] < s["points"] * s["seeds"]]
+    if partial:
+        err_console.print(f"[yellow]warning:[/] the grid of {escape(', '.join(partial))} is not complete (runs not "
+                          "finished): its figures cover the finished runs only", highlight=False)
+    reached = [r for r in result.rows if r["reached_target"]]
+    if reached:
+        fastest = min(reached, key=lambda r: r["time_to_target_s"])
+        console.print(f"fastest to target: {escape(fastest['submission'])} at lr {fastest['lr']:g} (seed {fastest['seed']}): "
+                      f"{_fmt_s(fastest['time_to_target_s'])}, {fastest['steps_to_target']} steps", highlight=False)
+    for key in ("csv", "summary", "plot"):
+        console.print(f"wrote {result.paths[key]}", highlight=False)
+
+
+@study_app.command("lr")
+def lr(
+    submission: List[str] = typer.Option(..., "--submission", "-s", help="Optimizer (or norm: then its optimizer's lr) to study; repeat for several."),
+    workload: str = typer.Option(..., "--workload", "-w", help="Workload family, e.g. cifar."),
+    size: str = typer.Option("tiny", "--size", help="Workload size."),
+    points: int = typer.Option(9, "--points", help="Learning rates on the grid (log-spaced, ends included)."),
+    lr_range: Optional[str] = typer.Option(None, "--range", help="LOW:HIGH, e.g. 1e-4:1e-1. Default: the submission's SEARCH_SPACE range for its lr, else 1e-4:1e-1."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps per run (all of them: no stop at the target). Default: the size's step_hint."),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds per learning rate (0, 1, ...)."),
+    output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root: records go to OUTPUT/study_lr/WORKLOAD-SIZE/."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and what would run; run nothing."),
+) -> None:
+    """Learning-rate sensitivity: final validation metric over a log-spaced lr grid; resumable."""
+    with user_errors():
+        from harness.sweeps.studies import parse_range, plan_lr_study, run_lr_study
+
+        study = plan_lr_study(workload, submission, size=size, points=points,
+                              lr_range=parse_range(lr_range) if lr_range else None, steps=steps, seeds=seeds,
+                              output=output)
+        _header(study)
+        if dry_run:
+            for p in study.points:
+                console.print(f"  {escape(p.name):<40} {p.action}: {escape(p.why)}", highlight=False)
+            return
+        observer = _RichStudyObserver(study)
+        try:
+            result = run_lr_study(study, observer)
+        finally:
+            observer.stop()
+    _summary_table(result)
+    if result.interrupted:
+        err_console.print("[yellow]interrupted:[/] rerun the same command to resume (finished runs are skipped)")
+        raise typer.Exit(130)
+    if result.errors:
+        err_console.print(f"[bold red]error:[/] {len(result.errors)} run(s) failed; see the lines above (rerun to retry them)")
+        raise typer.Exit(1)
