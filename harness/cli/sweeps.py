@@ -322,6 +322,10 @@ def score(
         "Also score the records left out of the official boards (unofficial, another target or budget, not "
         "installed here, no digest) as boards of their own; a workload's records with different targets or "
         "budgets get a column each, never pooled.")),
+    algoperf_logs: Optional[Path] = typer.Option(None, "--algoperf-logs", help=(
+        "Score AlgoPerf's own logs: <submission>/study_<k>/<workload>_<framework>/trial_<j>/eval_measurements.csv, "
+        "timed by their score (accumulated_submission_time) column against AlgoPerf v0.5's validation targets. "
+        "Use with --preset algoperf_v05.")),
 ) -> None:
     """Leaderboard: time to target per workload, performance profiles, benchmark scores.
 
@@ -332,6 +336,11 @@ def score(
         from harness.errors import UserInputError
         from harness.score import scoring
 
+        if algoperf_logs is not None:
+            if results or times is not None or normalize:
+                raise UserInputError("--algoperf-logs DIR scores AlgoPerf's logs alone: no results directories, --times or --normalize")
+            _score_algoperf_logs(algoperf_logs, preset, out)
+            return
         if times is not None:
             if results:
                 raise UserInputError("give results directories or --times FILE, not both")
@@ -367,6 +376,20 @@ def _score_times_table(times: Path, preset: Optional[str], out: Optional[Path]) 
             console.print(table)
     if out is not None:
         _wrote(scoring.write_scores(by_ruleset, out))
+
+
+def _score_algoperf_logs(root: Path, preset: Optional[str], out: Optional[Path]) -> None:
+    """``bench score --algoperf-logs``: AlgoPerf's eval_measurements.csv files -> times -> scores."""
+    from harness.score import algoperf_logs, scoring
+
+    notes: list[str] = []
+    times = algoperf_logs.times(root, notes)
+    _print_warnings(notes)
+    result = scoring.score_times(times, scoring.load_preset(preset))
+    for table in _scores_tables(f"AlgoPerf logs {root} · preset {result.preset.name}", result):
+        console.print(table)
+    if out is not None:
+        _wrote(scoring.write_scores({"": result}, out))
 
 
 def _refuse_empty_board(board, dirs: list[Path], *, normalize: bool, unofficial: bool) -> None:
