@@ -105,6 +105,7 @@ def _hardware_line(rec: dict[str, Any], size) -> str:
 def _summary(result, size) -> None:
     from rich.table import Table
 
+    from harness.run.flops import describe as flops_describe
     from harness.run.speed import describe as speed_describe
 
     rec = result.record
@@ -138,6 +139,7 @@ def _summary(result, size) -> None:
     table.add_row("timed / eval / set-up", f"{rec['timed_s']:.2f} s / {rec['eval_s']:.2f} s / {rec['setup_s']:.2f} s")
     table.add_row("steps / evals", f"{rec['steps']} / {rec['evals']}")
     table.add_row("budget", speed_describe(rec["budget"]))
+    table.add_row("compute", flops_describe(rec.get("compute")))
     for key, value in sorted(rec.get("final_metrics", {}).items()):
         table.add_row(key, f"{value:.4f}")
     table.add_row("hardware", _hardware_line(rec, size))

@@ -3,16 +3,17 @@
 ``execute`` reads top to bottom as the run's phases, all untimed but the
 training itself (harness/run/loop.py):
 
-1. **machine**: threads, devices, fingerprint, and this machine's budget
-   (harness/run/speed.py), measured before any seeding;
+1. **machine**: threads, devices, fingerprint, this machine's budget
+   (harness/run/speed.py) and the size's model FLOPs per step
+   (harness/run/flops.py), measured before any seeding;
 2. **load**: the plugins' code and the task's data onto the device; a missing
    dataset stops here, before any record exists;
 3. **record**: the run directory and its record (harness/run/records.py,
    built next to its schema), written sealed, with the metrics log opened;
 4. **train**: model, norm, optimizer and schedule built, then the timed loop,
    bounded by the watchdog (harness/run/watchdog.py);
-5. **finish**: whatever happened, a complete record is written, and a
-   distributed run's processes are torn down.
+5. **finish**: whatever happened, achieved FLOP/s and MFU are set, a
+   complete record is written, and a distributed run's processes are torn down.
 
 Use it from Python::
 
@@ -72,6 +73,7 @@ class Machine:
     device: Any  # torch.device
     fingerprint: dict[str, Any]
     budget: dict[str, Any]  # the record's budget block
+    compute: dict[str, Any] | None = None  # the record's compute block (harness/run/flops.py)
 
 
 def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | None = None,
@@ -87,6 +89,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
     into the record (e.g. ``{"tuning": {"ruleset": ..., "study": ..., "trial": ...}}``).
     """
     from harness.run import distributed, tracking
+    from harness.run import flops as flops_mod
 
     wall0, started_at = time.perf_counter(), records.now_iso()
     machine = _set_up_machine(plan)
@@ -99,7 +102,8 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
         plan, run_dir=run_dir, seeds=machine.seeds, threads=machine.threads, device=machine.device,
         fingerprint=machine.fingerprint, data_sha256=getattr(task, "data_sha256", None), budget=machine.budget,
         deviations=plan.deviations_on(machine.fingerprint.get("hardware_id")),
-        distributed=distributed.record_block(machine.dist, plan.size.batch_size), started_at=started_at, extra=extra)
+        distributed=distributed.record_block(machine.dist, plan.size.batch_size), started_at=started_at,
+        compute=machine.compute, extra=extra)
     tracker = tracking.for_run(plan.config, record) if main else None
     if tracker is not None:
         record["tracking"] = tracker.start(plan, run_dir, record)  # untimed: counts as set-up
@@ -130,6 +134,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
         watchdog.close()
         metrics_log.close()
         _check_timing(record, loop.segments)
+        flops_mod.finish(record.get("compute"), record["steps"], record["timed_s"])
         record["wall_s"] = time.perf_counter() - wall0
         record["finished_at"] = records.now_iso()
         if record["setup_s"] is None:
@@ -150,6 +155,7 @@ def _set_up_machine(plan: RunPlan) -> Machine:
     from harness.common.seeding import set_determinism
     from harness.run import distributed
     from harness.run import fingerprint as fp_mod
+    from harness.run import flops as flops_mod
     from harness.run import speed as speed_mod
 
     config = plan.config
@@ -170,8 +176,11 @@ def _set_up_machine(plan: RunPlan) -> Machine:
                                       data_dir=build.resolve_data_dir(config), hardware_id=fingerprint.get("hardware_id"))
         budget = speed_mod.local_budget(plan.size, speed, plan.budget_multiplier)
         plan.max_runtime_s = budget["max_runtime_s"]
+    # Model FLOPs per step, counted (or cached) on a task and model of its own, in
+    # a forked RNG state, before any seeding: the run never sees it.
+    compute = flops_mod.compute_block(plan, device, build.resolve_data_dir(config), devices=dist_env.world_size)
     set_determinism(seeds["model"], threads)
-    return Machine(seeds, threads, dist_env, device, fingerprint, budget)
+    return Machine(seeds, threads, dist_env, device, fingerprint, budget, compute)
 
 
 def _load(plan: RunPlan, machine: Machine):

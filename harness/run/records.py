@@ -54,6 +54,17 @@ timing             was the machine quiet while the clock ran (harness/run/timing
                    contended (null, or the reason, also in deviations: the run is then unofficial),
                    per_segment [{first_step, last_step, steps, seconds, steps_per_s, cpu_share,
                    others_cpu, steal}]}, read at eval boundaries only
+compute            model FLOPs and utilisation (harness/run/flops.py, docs/flops.md): {flops_per_step
+                   (the model's forward+backward on one training batch, counted once per size, norm and
+                   code with torch.utils.flop_counter, untimed), achieved_flops_per_s (steps x
+                   flops_per_step / timed_s, set at the end), peak_flops_per_s (the devices' peak dense
+                   FLOP/s for the step's precisions, null where the table has none, e.g. CPUs), mfu
+                   (achieved / peak, null without a peak), dtype (of most of the counted FLOPs),
+                   flops_by_precision, device_name, devices, peak (what the peak is of, e.g. "H100 SXM
+                   bf16"), counted_with ("torch.utils.flop_counter"), scope, count_s, cached, key, error
+                   (why flops_per_step is null)}. AlgoPerf-style model FLOPs: a submission's extra passes
+                   through the model (SMB, TNGD, SAM-like updates) and its optimizer arithmetic are not
+                   in flops_per_step, so the same model has the same count under every submission
 final_metrics      metrics of the last evaluation
 error              {type, message, traceback} when status is error (type "WatchdogExpired": the
                    traceback shows where the run's thread was stopped)
@@ -193,7 +204,7 @@ def make_run_dir(root: Path, *parts: str, run_name: str) -> Path:
 def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int, device: Any,
                fingerprint: dict[str, Any], data_sha256: str | None, budget: dict[str, Any],
                deviations: list[str], distributed: dict[str, Any], started_at: str,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+               compute: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's record as it starts (status ``running``), in the schema above.
 
     ``plan`` is the run's ``harness.run.plan.RunPlan``; the rest is what set-up
@@ -241,6 +252,7 @@ def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int,
         "deviations": deviations,
         "pinned_hardware_id": plan.config.get("hardware_id"),
         "model_parameters": None,
+        "compute": compute,
         "final_metrics": {},
         "error": None,
         "fingerprint": fingerprint,

@@ -675,6 +675,7 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     rows = []
     for rec in records:
         tuning = rec.get("tuning") or {}
+        compute = rec.get("compute") if isinstance(rec.get("compute"), Mapping) else {}
         reached = rec["status"] == Status.REACHED
         time_s = _as_float(rec.get("time_to_target_s")) if reached else None
         basis, reference, factor = _budget_speed(rec)
@@ -703,18 +704,28 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "path": rec.get("_path"),
             # what the trial ran with: a board names its winners' settings
             "hyperparameters": json.dumps(rec.get("hyperparameters"), sort_keys=True, default=str),
+            # its model FLOPs per step and achieved FLOP/s (harness/run/flops.py; nan when not counted)
+            "flops_per_step": _as_float(compute.get("flops_per_step")) or math.nan,
+            "achieved_flops_per_s": _as_float(compute.get("achieved_flops_per_s")) or math.nan,
         })
     columns = ["ruleset", "hardware_id", "submission", "workload", "study", "trial", "trial_id", "status",
                "time_to_target_s", "steps_to_target", "official", "data_sha256", "budget_basis",
-               "reference_hardware_id", "speed_factor", "time_s_normalized", "path", "hyperparameters"]
+               "reference_hardware_id", "speed_factor", "time_s_normalized", "path", "hyperparameters",
+               "flops_per_step", "achieved_flops_per_s"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _first_row(values: pd.Series) -> Any:
+    """The group's first value, missing or not (pandas' "first" skips missing ones)."""
+    return values.iloc[0] if len(values) else math.nan
 
 
 def study_times(trials: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardware_id")) -> pd.DataFrame:
     """Per study: the fastest trial that reached the target (inf when none did)."""
     keys = [*by, "submission", "workload", "study"]
     if trials.empty:
-        return pd.DataFrame(columns=[*keys, "time_s", "steps", "trials", "official", "best_hyperparameters", "best_path"])
+        return pd.DataFrame(columns=[*keys, "time_s", "steps", "trials", "official", "best_hyperparameters", "best_path",
+                                     "flops_per_step", "achieved_flops_per_s"])
     ordered = trials.sort_values("time_to_target_s", kind="stable")
     best = ordered.groupby(keys, sort=True, dropna=False).agg(
         time_s=("time_to_target_s", "first"),
@@ -723,6 +734,9 @@ def study_times(trials: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardware_
         official=("official", "all"),
         best_hyperparameters=("hyperparameters", "first"),
         best_path=("path", "first"),
+        # the fastest trial's own figures ("first" would skip a trial that has none)
+        flops_per_step=("flops_per_step", _first_row),
+        achieved_flops_per_s=("achieved_flops_per_s", _first_row),
     )
     return best.reset_index()
 
@@ -731,7 +745,8 @@ def workload_times(studies: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardw
     """Per submission and workload: the median over studies, and the spread."""
     keys = [*by, "submission", "workload"]
     columns = [*keys, "time_s", "steps", "studies", "studies_reached", "time_min_s", "time_max_s",
-               "steps_min", "steps_max", "trials", "official", "best_hyperparameters", "best_path"]
+               "steps_min", "steps_max", "trials", "official", "best_hyperparameters", "best_path",
+               "flops_per_step", "achieved_flops_per_s"]
     if studies.empty:
         return pd.DataFrame(columns=columns)
 
@@ -742,6 +757,8 @@ def workload_times(studies: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardw
         return pd.Series({
             "best_hyperparameters": winner["best_hyperparameters"] if winner is not None else None,
             "best_path": winner["best_path"] if winner is not None else None,
+            "flops_per_step": winner.get("flops_per_step", math.nan) if winner is not None else math.nan,
+            "achieved_flops_per_s": winner.get("achieved_flops_per_s", math.nan) if winner is not None else math.nan,
             # np.median of a list holding inf is inf once half the studies miss,
             # the rule "a study with no reaching trial counts as a miss".
             "time_s": float(np.median(t)),
@@ -754,7 +771,8 @@ def workload_times(studies: pd.DataFrame, by: Sequence[str] = ("ruleset", "hardw
             "official": bool(g["official"].all()),
         })
 
-    cols = ["time_s", "steps", "trials", "official", "best_hyperparameters", "best_path"]
+    cols = ["time_s", "steps", "trials", "official", "best_hyperparameters", "best_path",
+            "flops_per_step", "achieved_flops_per_s"]
     out = studies.reindex(columns=[*keys, *cols]).groupby(keys, sort=True, dropna=False)[cols].apply(summarise)
     return out.reset_index()[columns]
 
