@@ -136,7 +136,8 @@ def _run(tmp_path):
     return execute(plan_run("fake", "tests.fakes:PLAIN_SGD", size="tiny", output=tmp_path, registry=registry))
 
 
-def test_a_run_records_its_compute_block_counted_once(tmp_path):
+def test_a_run_records_its_compute_block_counted_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTBENCH_CACHE_DIR", str(tmp_path / "cache"))  # its own cache: counted here, first
     first = _run(tmp_path / "a").record
     compute = first["compute"]
     # the fake model: Linear(4, 4), identity norm, Linear(4, 1), batch 8, input without grad

@@ -25,7 +25,7 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert by_mode["raise"]["status"] == "error"
     # The reason names the plugin, the step, the exception and where it was raised.
     reason = by_mode["raise"]["reason"]
-    assert "update raised at step 7: RuntimeError: submission bug at step 7" in reason
+    assert "update raised at step 8 (ctx.step 7): RuntimeError: submission bug at step 7" in reason
     assert "bad_submissions.py:" in reason
     assert by_mode["raise"]["error"]["traceback"]  # the full story stays in the record
     assert by_mode["oom"]["status"] == "error" and "OutOfMemoryError: CUDA out of memory" in by_mode["oom"]["reason"]
