@@ -55,7 +55,7 @@ from harness.common.seeding import stable_hash
 from harness.errors import UserInputError
 from harness.run.records import RUN_FILE, read_metrics, read_run, safe_name
 from harness.sweeps.calibrate import UNBOUNDED_S, _NeverMet, time_to
-from harness.sweeps.trials import SKIP_STATUSES
+from harness.sweeps.trials import SKIP_STATUSES, RunObserver
 
 LR_NAMES = ("lr", "learning_rate")
 DEFAULT_RANGE = (1e-4, 1e-1)
@@ -359,22 +359,6 @@ class StudyObserver(Protocol):
     def on_point_end(self, point: LrPoint, record: dict[str, Any], ran: bool) -> None: ...
 
 
-class _PointObserver:
-    """Adapts the runner's per-run observer to the study observer."""
-
-    def __init__(self, observer: StudyObserver, point: LrPoint) -> None:
-        self.observer, self.point = observer, point
-
-    def on_start(self, plan, run_dir) -> None:
-        pass
-
-    def on_eval(self, row: dict[str, Any]) -> None:
-        self.observer.on_eval(self.point, row)
-
-    def on_end(self, record: dict[str, Any]) -> None:
-        pass
-
-
 @dataclass
 class LrStudyResult:
     study: LrStudy
@@ -407,7 +391,7 @@ def run_lr_study(study: LrStudy, observer: StudyObserver | None = None) -> LrStu
             continue
         if observer:
             observer.on_point_start(point)
-        result = execute(point.plan, _PointObserver(observer, point) if observer else None,
+        result = execute(point.plan, RunObserver(observer, point) if observer else None,
                          run_dir=point.run_dir, extra=point.extra)
         point.record = result.record
         ran.append(point)

@@ -88,6 +88,23 @@ def existing_trial(run_dir: Path, trial_id: str) -> tuple[str, str, dict | None]
     return "run", f"previous attempt {status}", None
 
 
+class RunObserver:
+    """Adapts the runner's per-run observer to a sweep's or a study's observer,
+    whose ``on_eval`` takes the planned item (a trial, a study point) first."""
+
+    def __init__(self, observer: Any, item: Any) -> None:
+        self.observer, self.item = observer, item
+
+    def on_start(self, plan, run_dir) -> None:
+        pass
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        self.observer.on_eval(self.item, row)
+
+    def on_end(self, record: dict[str, Any]) -> None:
+        pass
+
+
 @dataclass
 class SweepResult:
     sweep: Sweep
@@ -137,4 +154,4 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["Trial", "Sweep", "SweepResult", "existing_trial", "summarize", "SKIP_STATUSES"]
+__all__ = ["Trial", "Sweep", "SweepResult", "RunObserver", "existing_trial", "summarize", "SKIP_STATUSES"]

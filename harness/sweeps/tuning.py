@@ -61,7 +61,7 @@ from harness.common.seeding import derive_seed, stable_hash
 from harness.errors import UserInputError
 from harness.plugins.search_space import SearchSpaceError, validate
 from harness.run.records import safe_name, write_json_atomic
-from harness.sweeps.trials import Sweep, SweepResult, Trial, existing_trial, summarize
+from harness.sweeps.trials import RunObserver, Sweep, SweepResult, Trial, existing_trial, summarize
 
 HP_SECTIONS = ("optimizer", "norm")
 
@@ -450,22 +450,6 @@ class SweepObserver(Protocol):
     def on_trial_end(self, trial: Trial, record: dict[str, Any], ran: bool) -> None: ...
 
 
-class _TrialObserver:
-    """Adapts the runner's per-run observer to the sweep observer."""
-
-    def __init__(self, sweep_observer: SweepObserver, trial: Trial) -> None:
-        self.sweep_observer, self.trial = sweep_observer, trial
-
-    def on_start(self, plan, run_dir) -> None:
-        pass
-
-    def on_eval(self, row: dict[str, Any]) -> None:
-        self.sweep_observer.on_eval(self.trial, row)
-
-    def on_end(self, record: dict[str, Any]) -> None:
-        pass
-
-
 def _sweep_manifest(sweep: Sweep) -> dict[str, Any]:
     return {
         "sweep_id": sweep.sweep_id, "ruleset": sweep.ruleset.name, "workload": sweep.workload, "size": sweep.size,
@@ -514,7 +498,7 @@ def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: Any
             continue
         if observer:
             observer.on_trial_start(trial)
-        result = execute(trial.plan, _TrialObserver(observer, trial) if observer else None,
+        result = execute(trial.plan, RunObserver(observer, trial) if observer else None,
                          run_dir=trial.run_dir, extra=trial.extra)
         trial.record = result.record
         ran.append(trial)
