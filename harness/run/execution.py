@@ -88,7 +88,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
     is made under ``output/experiment/workload-size/label/``. ``extra`` is merged
     into the record (e.g. ``{"tuning": {"ruleset": ..., "study": ..., "trial": ...}}``).
     """
-    from harness.run import distributed, tracking
+    from harness.run import diagnostics, distributed, tracking
     from harness.run import flops as flops_mod
 
     wall0, started_at = time.perf_counter(), records.now_iso()
@@ -123,6 +123,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
     try:
         watchdog.start()  # its thread sleeps until a segment is armed
         ctx = _training_context(plan, machine, task, step_task, optimizer_sub, norm_sub, record)
+        loop.diagnostics = diagnostics.for_run(plan.config, task, distributed.unwrap(ctx.model), machine.device)
         record["setup_s"] = time.perf_counter() - wall0
         loop.train(ctx, optimizer_sub)
     except (WatchdogExpired, KeyboardInterrupt, Exception) as exc:

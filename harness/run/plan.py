@@ -60,9 +60,13 @@ class RunPlan:
 
 def config_deviations(config: Mapping[str, Any]) -> list[str]:
     """What in a composed config departs from the size's definition: budget,
-    eval cadence, target. Each makes the run unofficial (``RunPlan.deviations_on``
+    eval cadence, target, diagnostics. Each makes the run unofficial (``RunPlan.deviations_on``
     adds the hardware pin, known only when the run starts)."""
+    from harness.run.diagnostics import settings as diagnostics_settings
+
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    if diagnostics_settings(config) is not None:  # they add a gradient norm to every timed step
+        found.append("diagnostics=true")
     return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
 
 
