@@ -139,24 +139,42 @@ def global_grad_norm(loss, params: list):
 
 
 def hessian_top_eigenvalue(loss, params: list, iterations: int, seed: int = 0):
-    """The Hessian's eigenvalue of largest magnitude, by power iteration on
-    Hessian-vector products (double backward through ``loss``'s graph), as the
-    Rayleigh quotient v.Hv of the last iterate (0-d tensor). The start vector is
-    Gaussian from ``seed``: the same at every evaluation."""
+    """The Hessian's largest eigenvalue, by power iteration on Hessian-vector
+    products (double backward through ``loss``'s graph), as a Rayleigh quotient
+    v.Hv (0-d tensor). Power iteration finds the eigenvalue of largest
+    magnitude; when that one is negative (a saddle's direction, common early),
+    as many iterations again on H - lambda I find the largest. The start vector
+    is Gaussian from ``seed``: the same at every evaluation."""
     import torch
 
     grads = torch.autograd.grad(loss, params, create_graph=True)
+
+    def hvp(v):
+        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
+
     gen = torch.Generator(device=params[0].device).manual_seed(seed)
-    v = [torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype) for p in params]
-    eigenvalue = None
+    start = [torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype) for p in params]
+    largest = power_iteration(hvp, start, iterations)
+    if largest.item() >= 0:
+        return largest
+    shifted = power_iteration(lambda v: [h - largest * x for h, x in zip(hvp(v), v)], start, iterations)
+    return shifted + largest
+
+
+def power_iteration(matvec: Callable, v: list, iterations: int):
+    """The Rayleigh quotient v.Av after ``iterations`` steps of v <- Av / ||Av||
+    (``matvec`` maps a list of tensors to A times it)."""
+    import torch
+
+    quotient = None
     for _ in range(iterations):
         scale = torch.linalg.vector_norm(torch.stack([x.norm() for x in v]))
         v = [x / scale for x in v]
-        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
-        hv = [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
-        eigenvalue = sum((a * b).sum() for a, b in zip(v, hv))
-        v = hv
-    return eigenvalue
+        av = matvec(v)
+        quotient = sum((a * b).sum() for a, b in zip(v, av))
+        v = av
+    return quotient
 
 
 def update_ratio(now: list, before: list, steps: int):
@@ -183,7 +201,7 @@ def zero_loss_fraction(losses, weights=None):
     zero = (losses == 0).float()
     if weights is None:
         return zero.mean()
-    w = weights.float().reshape(zero.shape) if weights.numel() == zero.numel() else weights.float()
+    w = weights.float().expand_as(zero)  # per example (N,) or per label (N, C), as the losses
     return (zero * w).sum() / w.sum()
 
 
