@@ -266,7 +266,6 @@ def test_a_bad_diagnostics_value_fails_before_the_run(tmp_path):
                  overrides=["diagnostics=maybe"])
 
 
-@pytest.mark.slow
 def test_grokking_run_with_diagnostics_trains_as_without(tmp_path):
     """A real workload: the same metrics on and off, the softmax-collapse figure logged."""
     rows = {}
@@ -278,3 +277,15 @@ def test_grokking_run_with_diagnostics_trains_as_without(tmp_path):
     assert len(rows["on"]) == 2 and _training_figures(rows["on"]) == _training_figures(rows["off"])
     for key in ("grad_norm", "update_ratio/matrix", "grad_spike_ratio", "logz_mean", "zero_loss_fraction"):
         assert f"diagnostics/{key}" in rows["on"][-1], key
+
+
+def test_the_summary_shows_the_last_figures_in_two_lines():
+    block = {"last": {"diagnostics/grad_norm": 0.5, "diagnostics/grad_spike_ratio": 12.0,
+                      "diagnostics/update_ratio/matrix": 0.001, "diagnostics/logz_mean": 4.6,
+                      "diagnostics/zero_loss_fraction": 0.25, "diagnostics/hessian/top_eigenvalue": 40.0,
+                      "diagnostics/hessian/ratio_to_2_over_lr": 0.2}, "errors": {}}
+    lines = diag.describe(block).splitlines()
+    assert lines == ["grad norm 0.5 · spike ratio 12.00 · update/weight per step matrix 0.001",
+                     "log Z mean 4.6 · zero-loss share 25.0% · top Hessian eigenvalue 40 = 0.2 x 2/lr"]
+    assert diag.describe(None) is None
+    assert "failed: hessian: RuntimeError" in diag.describe({"last": {}, "errors": {"hessian": "RuntimeError: no"}})

@@ -105,6 +105,7 @@ def _hardware_line(rec: dict[str, Any], size) -> str:
 def _summary(result, size) -> None:
     from rich.table import Table
 
+    from harness.run.diagnostics import describe as diagnostics_describe
     from harness.run.flops import describe as flops_describe
     from harness.run.speed import describe as speed_describe
 
@@ -142,6 +143,9 @@ def _summary(result, size) -> None:
     table.add_row("compute", flops_describe(rec.get("compute")))
     for key, value in sorted(rec.get("final_metrics", {}).items()):
         table.add_row(key, f"{value:.4f}")
+    diagnostics = diagnostics_describe(rec.get("diagnostics"))
+    if diagnostics:  # diagnostics=true: the last evaluation's figures (docs/diagnostics.md)
+        table.add_row("diagnostics", diagnostics)
     table.add_row("hardware", _hardware_line(rec, size))
     table.add_row("record", str(result.run_dir))
     console.print(table)

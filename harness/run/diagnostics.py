@@ -432,3 +432,30 @@ def for_run(config: Mapping[str, Any], task, model, device) -> Diagnostics | Non
     """The run's diagnostics (``model`` unwrapped, built, before the first step), or None when off."""
     options = settings(config)
     return None if options is None else Diagnostics(task, model, device, options)
+
+
+def describe(block: Mapping[str, Any] | None) -> str | None:
+    """The record's last diagnostics in at most two lines (the run summary), or None."""
+    last = (block or {}).get("last") or {}
+    if not last and not (block or {}).get("errors"):
+        return None
+
+    def figure(label: str, key: str, fmt: str = ".3g") -> str | None:
+        value = last.get(PREFIX + key)
+        return None if not isinstance(value, (int, float)) else f"{label} {value:{fmt}}"
+
+    ratios = sorted((k[len(PREFIX + "update_ratio/"):], v) for k, v in last.items()
+                    if k.startswith(PREFIX + "update_ratio/") and isinstance(v, (int, float)))
+    first = [figure("grad norm", "grad_norm"), figure("spike ratio", "grad_spike_ratio", ".2f"),
+             ("update/weight per step " + ", ".join(f"{k} {v:.2g}" for k, v in ratios)) if ratios else None]
+    logz = [f for f in (figure("log Z mean", "logz_mean"), figure("max", "logz_max")) if f]
+    hessian = [f for f in (figure("top Hessian eigenvalue", "hessian/top_eigenvalue"),
+                           figure("=", "hessian/ratio_to_2_over_lr")) if f]
+    second = [figure("max attention logit", "attn_logit_max"), ", ".join(logz),
+              figure("zero-loss share", "zero_loss_fraction", ".1%"),
+              " ".join(hessian) + (" x 2/lr" if len(hessian) == 2 else "")]
+    lines = [" · ".join(p for p in part if p) for part in (first, second)]
+    errors = (block or {}).get("errors") or {}
+    if errors:
+        lines.append("failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    return "\n".join(line for line in lines if line)

@@ -66,6 +66,9 @@ compute            model FLOPs and utilisation (harness/run/flops.py, docs/flops
                    through the model (SMB, TNGD, SAM-like updates) and its optimizer arithmetic are not
                    in flops_per_step, so the same model has the same count under every submission
 final_metrics      metrics of the last evaluation
+diagnostics        diagnostics=true only (harness/run/diagnostics.py, docs/diagnostics.md): {hessian,
+                   hessian_iterations, last (the last metrics line's diagnostics/* figures), errors
+                   ({figure group: first error}, for figures left out)}
 error              {type, message, traceback} when status is error (type "WatchdogExpired": the
                    traceback shows where the run's thread was stopped)
 fingerprint        hardware/software fingerprint, with hardware_id
