@@ -57,6 +57,16 @@ def test_hessian_top_eigenvalue_of_a_known_quadratic(eigenvalues, top):
     assert diag.hessian_top_eigenvalue(loss, params, iterations=200).item() == pytest.approx(top, rel=1e-6)
 
 
+def test_hessian_with_unused_and_linear_parameters():
+    """A parameter the loss never reads and one it reads linearly add no curvature."""
+    matrix = _symmetric([4.0, 1.0, 0.5, 0.25])
+    loss, params = _quadratic(matrix, torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64))
+    linear, unused = nn.Parameter(torch.ones(3, dtype=torch.float64)), nn.Parameter(torch.ones(2))
+    loss = loss + linear.sum()
+    top = diag.hessian_top_eigenvalue(loss, [*params, linear, unused], iterations=200)
+    assert top.item() == pytest.approx(4.0, rel=1e-6)
+
+
 def _outputs(logits, targets, **kwargs) -> api.Outputs:
     return api.Outputs(torch.tensor(logits), torch.tensor(targets), **kwargs)
 

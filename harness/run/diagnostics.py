@@ -147,10 +147,14 @@ def hessian_top_eigenvalue(loss, params: list, iterations: int, seed: int = 0):
     is Gaussian from ``seed``: the same at every evaluation."""
     import torch
 
-    grads = torch.autograd.grad(loss, params, create_graph=True)
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    params = [p for p, g in zip(params, grads) if g is not None]  # unused ones: no curvature
+    grads = [g for g in grads if g is not None]
+    live = [i for i, g in enumerate(grads) if g.requires_grad]  # the others are constant: Hv gets 0 from them
 
     def hvp(v):
-        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+        hv = torch.autograd.grad([grads[i] for i in live], params, grad_outputs=[v[i] for i in live],
+                                 retain_graph=True, allow_unused=True)
         return [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
 
     gen = torch.Generator(device=params[0].device).manual_seed(seed)
