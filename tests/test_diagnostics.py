@@ -165,17 +165,29 @@ def test_gpt_attention_logit_per_layer_on_a_tiny_model():
         unmasked.append(logits.max().item())
     assert expected != unmasked  # the case tells the causal mask apart from none
 
-    probes = diag.attention_probes(model)
-    assert len(probes) == 2
-    with diag.recording_attention(probes):
+    with diag.attention_logits() as attention:
         recorded = model(idx)
-    figures = diag.attention_figures(probes)
+    figures = diag.attention_figures(attention.maxima)
     assert torch.equal(recorded, plain)  # recording changes no output
+    assert len(attention.maxima) == 2  # one per layer
     assert figures["attn_logit_max/0"].item() == pytest.approx(expected[0], rel=1e-5)
     assert figures["attn_logit_max/1"].item() == pytest.approx(expected[1], rel=1e-5)
     assert figures["attn_logit_max"].item() == pytest.approx(max(expected), rel=1e-5)
-    model(idx)  # off again: nothing recorded
-    assert diag.attention_figures(probes) == {}
+    model(idx)  # outside the context: nothing recorded
+    assert len(attention.maxima) == 2
+
+
+def test_attention_logit_masks_scale_and_grouped_heads():
+    q = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])  # (B=1, H=1, L=2, d=2)
+    k = torch.tensor([[[[0.0, 3.0], [5.0, 0.0]]]])
+    # logits q.k / sqrt(2): [[0, 5], [3, 0]] / sqrt(2); the causal mask hides (0, 1)
+    assert diag.max_attention_logit(q, k).item() == pytest.approx(5 / math.sqrt(2))
+    assert diag.max_attention_logit(q, k, is_causal=True).item() == pytest.approx(3 / math.sqrt(2))
+    keep = torch.tensor([[True, False], [False, True]])
+    assert diag.max_attention_logit(q, k, attn_mask=keep, scale=1.0).item() == pytest.approx(0.0)
+    assert diag.max_attention_logit(q, k, attn_mask=torch.tensor([[0.0, -10.0], [0.0, 0.0]]), scale=1.0).item() == 3.0
+    two_heads = q.expand(1, 2, 2, 2)  # two query heads sharing the one key head
+    assert diag.max_attention_logit(two_heads, k, is_causal=True).item() == pytest.approx(3 / math.sqrt(2))
 
 
 # --------------------------------------------------------------------------- #

@@ -19,8 +19,8 @@ show training going wrong (:data:`KEYS`):
 * where the task has ``outputs`` (api.Outputs): the mean and max log Z of
   softmax logits and the share of examples whose float32 loss is exactly 0
   (Softmax Collapse, Prieto et al. 2025);
-* where the model has attention modules with a ``record_attention_logits``
-  flag (gpt): the largest q.k/sqrt(d) per layer;
+* where the model calls ``F.scaled_dot_product_attention`` (gpt): the largest
+  attention logit q.k/sqrt(d) per layer, caught by a torch function mode;
 * with ``diagnostics.hessian=true``: the top Hessian eigenvalue by power
   iteration on Hessian-vector products, and its ratio to 2/lr.
 
@@ -209,36 +209,65 @@ def zero_loss_fraction(losses, weights=None):
     return (zero * w).sum() / w.sum()
 
 
-def attention_probes(model) -> list:
-    """Modules that can record their largest attention logit (gpt's attention,
-    ``record_attention_logits``), in model order: layer 0, 1, ..."""
-    return [m for m in model.modules() if hasattr(m, "record_attention_logits")]
+def max_attention_logit(q, k, attn_mask=None, is_causal: bool = False, scale: float | None = None):
+    """The largest attention logit ``q.k * scale`` (default 1/sqrt(d)) that the
+    mask keeps, as ``F.scaled_dot_product_attention`` forms them (0-d, float32):
+    a causal mask aligned top-left, a boolean mask (True takes part) or an
+    additive one. One batch element at a time: memory heads x L x S, not B times it."""
+    import math
 
-
-@contextlib.contextmanager
-def recording_attention(probes: list):
-    """Attention modules record ``attention_logit_max`` for the forward passes inside."""
-    for m in probes:
-        m.record_attention_logits = True
-    try:
-        yield
-    finally:
-        for m in probes:
-            m.record_attention_logits = False
-
-
-def attention_figures(probes: list) -> dict[str, Any]:
-    """``attn_logit_max/<i>`` per layer and their max, from the probes' last
-    forward (the recorded tensors are dropped)."""
     import torch
 
-    found = {}
-    for i, m in enumerate(probes):
-        value = m.__dict__.pop("attention_logit_max", None)
-        if value is not None:
-            found[f"attn_logit_max/{i}"] = value.detach().float()
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    if k.dim() >= 3 and k.shape[-3] != q.shape[-3]:  # grouped-query attention: share each key head
+        k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)
+    best = torch.full((), float("-inf"), device=q.device)
+    for b in range(q.shape[0]):
+        logits = (q[b].float() @ k[b].float().transpose(-2, -1)) * scale
+        if is_causal:
+            L, S = logits.shape[-2:]
+            logits = logits.masked_fill(torch.ones(L, S, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+        if attn_mask is not None:
+            mask = attn_mask[b if attn_mask.shape[0] > 1 else 0] if attn_mask.dim() == q.dim() else attn_mask
+            logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+        best = torch.maximum(best, logits.amax())
+    return best
+
+
+def attention_logits():
+    """A context in which every ``F.scaled_dot_product_attention`` call (a
+    layer's attention, gpt's) also records its largest logit, in call order:
+    ``.maxima``. It sees the queries and keys the layer passes to attention
+    (after a qk-norm, where there is one), with no change to the model; fused
+    kernels never form the logits, so this forms them, for diagnostics only."""
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    class AttentionLogits(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.maxima: list = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is F.scaled_dot_product_attention:  # (q, k, v, attn_mask, dropout_p, is_causal, scale, ...)
+                named = dict(zip(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"), args))
+                named.update(kwargs)
+                self.maxima.append(max_attention_logit(
+                    named["query"].detach(), named["key"].detach(), named.get("attn_mask"),
+                    bool(named.get("is_causal", False)), named.get("scale")))
+            return func(*args, **kwargs)
+
+    return AttentionLogits()
+
+
+def attention_figures(maxima: list) -> dict[str, Any]:
+    """``attn_logit_max/<i>`` per attention call (layer) and their max."""
+    import torch
+
+    found = {f"attn_logit_max/{i}": value for i, value in enumerate(maxima)}
     if found:
-        found["attn_logit_max"] = torch.stack(list(found.values())).max()
+        found["attn_logit_max"] = torch.stack(maxima).max()
     return found
 
 
@@ -381,12 +410,11 @@ class Diagnostics:
     def _forward(self, model, optimizer) -> dict[str, Any]:
         import torch
 
-        probes = attention_probes(model)
         outputs = getattr(self.task, "outputs", None)
         model.eval()
-        with torch.no_grad(), recording_attention(probes):
+        with torch.no_grad(), attention_logits() as attention:
             result = outputs(model, self.batch) if outputs is not None else self.task.loss(model, self.batch)
-        figures = attention_figures(probes)
+        figures = attention_figures(attention.maxima)
         if outputs is not None:
             from harness.common.losses import per_example_loss
 

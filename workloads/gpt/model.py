@@ -62,24 +62,7 @@ class GPTConfig:
 GPT2_SMALL = GPTConfig()
 
 
-def max_attention_logit(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The largest attention logit q.k / sqrt(d_head) that the causal mask keeps,
-    over batch, heads and positions (0-d, float32); one sequence at a time, so
-    memory is n_head * T * T, not B times that."""
-    T = q.shape[-2]
-    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-    best = torch.full((), float("-inf"), device=q.device)
-    for qb, kb in zip(q.float(), k.float()):
-        logits = (qb @ kb.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-        best = torch.maximum(best, logits.masked_fill(future, float("-inf")).amax())
-    return best
-
-
 class CausalSelfAttention(nn.Module):
-    # Diagnostics (harness/run/diagnostics.py) set this for one forward pass and
-    # read attention_logit_max: the attention logits are never formed otherwise.
-    record_attention_logits = False
-
     def __init__(self, config: GPTConfig):
         super().__init__()
         assert config.n_embd % config.n_head == 0, "width must split evenly into heads"
@@ -96,8 +79,6 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         # Fused kernel (flash attention on GPUs); is_causal masks the future.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        if self.record_attention_logits:
-            self.attention_logit_max = max_attention_logit(q.detach(), k.detach())
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.c_proj(y)
 
