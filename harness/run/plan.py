@@ -17,6 +17,7 @@ from harness import api
 from harness.common.config import check_hyperparameter, compose
 from harness.errors import UserInputError
 from harness.plugins.registry import Plugin, Registry, WorkloadEntry, size_of
+from harness.run.diagnostics import settings as diagnostics_settings
 
 
 @dataclass
@@ -60,13 +61,9 @@ class RunPlan:
 
 def config_deviations(config: Mapping[str, Any]) -> list[str]:
     """What in a composed config departs from the size's definition: budget,
-    eval cadence, target, diagnostics. Each makes the run unofficial (``RunPlan.deviations_on``
+    eval cadence, target. Each makes the run unofficial (``RunPlan.deviations_on``
     adds the hardware pin, known only when the run starts)."""
-    from harness.run.diagnostics import settings as diagnostics_settings
-
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
-    if diagnostics_settings(config) is not None:  # they add a gradient norm to every timed step
-        found.append("diagnostics=true")
     return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
 
 
@@ -122,6 +119,8 @@ def plan_run(
                                 {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id})
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
+    if diagnostics_settings(config) is not None:  # diagnostics add a gradient norm to every timed step
+        deviations.append("diagnostics=true")
     budget = config["budget"]
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
