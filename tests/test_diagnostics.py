@@ -280,6 +280,17 @@ def test_measure_leaves_the_model_as_it_found_it():
     assert row["diagnostics/grad_norm"] > 0 and d.errors == {}
 
 
+def test_a_task_without_outputs_gets_the_other_figures():
+    task = fakes.SleepTask(fakes.fake_info().sizes["tiny"], torch.device("cpu"), None, 0)
+    task.step_s = 0.0
+    model = task.build_model(lambda site, n: nn.Identity())
+    d = diag.Diagnostics(task, model, torch.device("cpu"), {"hessian": False})
+    row = d.measure(model, None, step=1)
+    assert d.errors == {}  # no outputs is not an error: those figures are simply absent
+    assert "diagnostics/grad_norm" in row and "diagnostics/logz_mean" not in row
+    assert "diagnostics/zero_loss_fraction" not in row
+
+
 def test_a_bad_diagnostics_value_fails_before_the_run(tmp_path):
     registry = Registry(entry_points=False)
     registry.add_workload(fakes.fake_info())

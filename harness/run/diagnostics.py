@@ -346,6 +346,14 @@ def output_figures(outputs, per_example_loss: Callable) -> dict[str, Any]:
     return figures
 
 
+def has_outputs(task) -> bool:
+    """Whether the task implements the optional ``Task.outputs`` (api.Outputs)."""
+    from harness import api
+
+    method = getattr(type(task), "outputs", None)
+    return method is not None and method is not api.Task.outputs
+
+
 def math_attention():
     """Attention by its plain-math kernel: the fused ones have no double backward."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -410,7 +418,7 @@ class Diagnostics:
     def _forward(self, model, optimizer) -> dict[str, Any]:
         import torch
 
-        outputs = getattr(self.task, "outputs", None)
+        outputs = self.task.outputs if has_outputs(self.task) else None
         model.eval()
         with torch.no_grad(), attention_logits() as attention:
             result = outputs(model, self.batch) if outputs is not None else self.task.loss(model, self.batch)
