@@ -20,7 +20,7 @@ pattern (indexing int16 is supported everywhere) and widened per batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,10 @@ class GPTTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        return GPT(self.settings.model, norm).to(self.device)
+        hp, config = self.hyperparameters, self.settings.model
+        config = replace(config, dropout=hp.get("dropout_rate", config.dropout),
+                         attn_dropout=hp.get("aux_dropout_rate", config.attn_dropout))
+        return GPT(config, norm).to(self.device)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:
         """As the harness infers them (Linear weights MATRIX, biases BIAS, the
