@@ -339,6 +339,33 @@ def norm_without_activation(layer: "nn.Module") -> "nn.Module":
 # --------------------------------------------------------------------------- #
 
 
+#: How :class:`Outputs` turn into a loss (harness/common/losses.py).
+OUTPUT_LOSSES = ("softmax", "stablemax", "sigmoid", "mse")
+
+
+@dataclass
+class Outputs:
+    """What a model produced on a batch, in the form its loss reads it
+    (``Task.outputs``): for code that needs more than the mean training loss,
+    such as AlgoPerf's ``loss_fn`` (per-example losses, label smoothing) and the
+    diagnostics (log Z, examples whose float32 loss is exactly 0).
+
+    * ``logits``: (N, C) float scores, one row per example: an image, a graph,
+      a token (a language model's (B, T, V) flattened to (B*T, V)); for
+      ``mse``, the prediction, any shape with N first.
+    * ``targets``: (N,) int64 class indices for ``softmax`` / ``stablemax``;
+      (N, C) float 0/1 labels for ``sigmoid``; the regression target for ``mse``.
+    * ``weights``: None, or 1/0 (or bool) per example ((N,)) or per label
+      ((N, C) for ``sigmoid``): padding and missing labels count 0.
+    * ``loss``: one of :data:`OUTPUT_LOSSES`.
+    """
+
+    logits: "torch.Tensor"
+    targets: "torch.Tensor"
+    weights: "torch.Tensor | None" = None
+    loss: str = "softmax"
+
+
 class Task:
     """One workload at one size, data loaded and ready.
 
@@ -391,6 +418,12 @@ class Task:
     def evaluate(self, model: "nn.Module") -> dict[str, float]:
         """``{"validation/<metric>": v, "test/<metric>": v, ...}`` as floats."""
         raise NotImplementedError
+
+    def outputs(self, model: "nn.Module", batch: Any) -> Outputs:
+        """Optional: the model's :class:`Outputs` on ``batch``. A task that has
+        it computes ``loss`` as ``harness.common.losses.mean_loss`` of them, so
+        every reader of the outputs sees the loss the run trains on."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its model outputs")
 
 
 # --------------------------------------------------------------------------- #

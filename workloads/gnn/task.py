@@ -52,7 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -272,8 +273,11 @@ class GnnTask(Task):
         b = self.size.batch_size
         return self._plan.batch(index * b, (index + 1) * b)
 
+    def outputs(self, model: nn.Module, batch: GraphBatch) -> Outputs:
+        return Outputs(model(batch), batch.y, batch.mask, loss="sigmoid")
+
     def loss(self, model: nn.Module, batch: GraphBatch) -> torch.Tensor:
-        return masked_bce(model(batch), batch.y, batch.mask)
+        return mean_loss(self.outputs(model, batch))
 
     # -- evaluation (untimed; the runner calls it under no_grad in eval mode) #
 

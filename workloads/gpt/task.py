@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -141,11 +142,15 @@ class GPTTask(Task):
         windows = self._ids(self.train[starts + self._window])  # (B, block_size + 1)
         return windows[:, :-1], windows[:, 1:]
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def outputs(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> Outputs:
+        """One row per token: logits (B*T, V) in float32, targets (B*T,)."""
         x, y = batch
         with self._autocast():
             logits = model(x)
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        return Outputs(logits.float().flatten(0, 1), y.flatten())
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mean_loss(self.outputs(model, batch))
 
     # ----------------------------------------------------------------------- #
     # evaluation (untimed; the runner calls it under no_grad in eval mode)    #

@@ -32,7 +32,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 
@@ -108,9 +109,12 @@ class GrokkingTask(Task):
     def next_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.train_x, self.train_y  # full batch: the same pairs every step
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def outputs(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> Outputs:
         x, y = batch
-        return losses.cross_entropy(model(x), y, loss=self.loss_kind)
+        return Outputs(model(x), y, loss=self.loss_kind)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mean_loss(self.outputs(model, batch))
 
     # -- evaluation (untimed; the runner calls it under no_grad in eval mode) - #
 
