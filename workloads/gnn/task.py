@@ -277,7 +277,7 @@ class GnnTask(Task):
         return Outputs(model(batch), batch.y, batch.mask, loss="sigmoid")
 
     def loss(self, model: nn.Module, batch: GraphBatch) -> torch.Tensor:
-        return mean_loss(self.outputs(model, batch))
+        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
 
     # -- evaluation (untimed; the runner calls it under no_grad in eval mode) #
 
