@@ -83,6 +83,23 @@ def test_label_smoothing_pulls_gnn_labels_towards_one_half():
     assert torch.allclose(plain, F.binary_cross_entropy_with_logits(logits, y, reduction="none")[mask].mean(), atol=1e-6)
 
 
+@pytest.mark.parametrize("loss_kind", ["softmax", "stablemax"])
+def test_grokking_and_gpt_train_on_the_smoothed_loss(loss_kind):
+    from harness.common.losses import mean_loss
+    from workloads.gpt.task import SETTINGS, GPTTask
+    from workloads.grokking.task import GrokkingTask
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    y = torch.tensor([0, 1])
+    grok = _bare(GrokkingTask, loss_kind=loss_kind, hyperparameters={"label_smoothing": 0.2})
+    out = grok.outputs(_Fixed(logits), (None, y))
+    assert torch.equal(grok.loss(_Fixed(logits), (None, y)), mean_loss(out, 0.2))
+    assert not torch.equal(mean_loss(out, 0.2), mean_loss(out))
+    gpt = _bare(GPTTask, settings=SETTINGS["tiny"], hyperparameters={"label_smoothing": 0.2})
+    tokens = logits[None]  # (B=1, T=2, V=3)
+    assert torch.equal(gpt.loss(_Fixed(tokens), (None, y[None])), F.cross_entropy(logits, y, label_smoothing=0.2))
+
+
 # --------------------------------------------------------------------------- #
 # dropout: in the model, in train mode only, off by default                    #
 # --------------------------------------------------------------------------- #
