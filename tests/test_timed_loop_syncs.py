@@ -202,6 +202,13 @@ def test_no_sync_transfer_or_write_per_step(tmp_path, monkeypatch):
     assert e2_n20.counts["setup"]["write_json_atomic"] >= 2
 
 
+def test_gradient_clipping_adds_no_sync(tmp_path, monkeypatch):
+    # grad_clip scales the gradients on the device: no norm read back per step
+    clip = ("optimizer.grad_clip=0.1",)
+    check_independent_of_steps(count_run(tmp_path, monkeypatch, steps=20, every=10, overrides=clip),
+                               count_run(tmp_path, monkeypatch, steps=60, every=30, overrides=clip))
+
+
 # --------------------------------------------------------------------------- #
 # The check can fail: a submission that syncs or writes every step            #
 # --------------------------------------------------------------------------- #

@@ -238,6 +238,7 @@ def _listing() -> dict[str, Any]:
                 "eval_every_steps": size.eval_every_steps, "eval_every_s": size.eval_every_s,
                 "max_steps": size.max_steps, "norm_sites": list(info.norm_sites),
                 "default_optimizer": info.default_optimizer, "default_norm": info.default_norm,
+                "hyperparameters": list(info.takes()),
                 "calibration": size.calibration,
                 "target_setting": dict(size.target_setting) if size.target_setting else None,
             })
@@ -290,6 +291,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
                       f"{t['metric']} {sign} {t['value']:g}", _listed_budget(w), every,
                       str(w["step_hint"]), w["device"])
     console.print(table)
+    takes = {w["workload"]: ", ".join(w["hyperparameters"]) for w in listing["workloads"]}
+    console.print("Workload hyperparameters (optimizer.NAME=... or in a search space): "
+                  + "; ".join(f"{name}: {names}" for name, names in takes.items()), highlight=False)
     table = Table(title="Submissions", title_justify="left")
     for col in ("name", "kind", "origin", "sites / workloads", "description"):
         table.add_column(col, overflow="fold")

@@ -47,7 +47,7 @@ BUILTIN_SUBMISSIONS = ROOT / "submissions"
 BUILTIN_WORKLOADS = ROOT / "workloads"
 SUBMISSION_GROUP = "optbench.submissions"
 WORKLOAD_GROUP = "optbench.workloads"
-META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES", "ALIASES")
+META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES", "ALIASES", "REFUSES")
 # Functions of a submission whose exceptions are re-raised naming the plugin.
 GUARDED = ("make_optimizer", "make_schedule", "make_norm", "transform_model", *api.OPTIMIZER_OPTIONAL)
 
@@ -119,6 +119,11 @@ def check_metadata(values: dict[str, Any], where: str) -> None:
         validate(space, defaults if isinstance(space, dict) else None)
     except SearchSpaceError as exc:
         raise PluginError(f"{where}: malformed SEARCH_SPACE: {exc}") from None
+    refuses = values.get("REFUSES") or {}
+    if not isinstance(refuses, dict) or not all(k in api.WORKLOAD_HYPERPARAMETERS and isinstance(v, str) and v
+                                                for k, v in refuses.items()):
+        raise PluginError(f"{where}: REFUSES must map workload hyperparameters "
+                          f"({', '.join(api.WORKLOAD_HYPERPARAMETERS)}) to why, got {refuses!r}")
     if kind == "norm":
         sites = values.get("SITES")
         valid = [s.value for s in api.NormSite]

@@ -192,6 +192,7 @@ def _load(plan: RunPlan, machine: Machine):
     norm_sub = plan.norm.load()
     task_cls = build.import_task(plan.workload.info.task)
     task: api.Task = task_cls(plan.size, machine.device, build.resolve_data_dir(plan.config), machine.seeds["data"])
+    task.hyperparameters = plan.hp_workload  # before build_model: dropout is the model's
     machine.fingerprint["distributed"] = distributed.describe_devices(machine.dist, machine.device)
     return optimizer_sub, norm_sub, task
 
@@ -234,6 +235,7 @@ def _training_context(plan: RunPlan, machine: Machine, task, step_task, optimize
         model=model, optimizer=optimizer, schedule=schedule, batch=None, step=0, hp=plan.hp_optimizer,
         step_hint=plan.size.step_hint,
         task=api.TrainingView(step_task),  # training only: no held-out data, no evaluate
+        grad_clip=plan.hp_workload.get("grad_clip"),
     )
 
 

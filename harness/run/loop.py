@@ -161,6 +161,10 @@ class TimedLoop:
     def boundary(self, ctx: api.StepContext, step: int, loss_sum, steps_since_eval: int) -> bool:
         """One eval boundary, untimed: evaluate, log, decide. True when the run ends."""
         record, dist = self.record, self.dist
+        if ctx.grad_clip is not None and ctx.clip_calls == 0:
+            raise RunFailed(f"grad_clip={ctx.grad_clip:g} was set, but {self.plan.optimizer.name}'s own update "
+                            "never called ctx.clip_gradients(): its gradients were not clipped (call it between "
+                            "backward() and the optimizer step, or declare REFUSES = {'grad_clip': why})")
         if dist.active:  # the slowest rank's clock; the loss over the global batch
             self.timed = record["timed_s"] = dist.agree_max(self.timed, self.device)
             loss_sum = dist.mean(loss_sum)

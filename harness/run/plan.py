@@ -45,6 +45,9 @@ class RunPlan:
     budget_basis: str = "fixed"
     budget_multiplier: float = 1.0
     budget_note: str = ""  # why a tiny size's budget did not travel, for the record
+    # The workload hyperparameters given (api.WORKLOAD_HYPERPARAMETERS), also in
+    # hp_optimizer as AlgoPerf's hyperparameters hold them; empty: none given.
+    hp_workload: api.Hyperparameters = field(default_factory=api.Hyperparameters)
 
     @property
     def seed(self) -> int:
@@ -115,8 +118,10 @@ def plan_run(
     size_spec = size_of(entry, size_name)
 
     halves = {"optimizer": optimizer_plugin, "norm": norm_plugin}
+    taken = _workload_names(registry, info, optimizer_plugin, overrides, hyperparameters or {})
     config, defaults = _compose(overrides, halves, hyperparameters or {},
-                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id})
+                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id},
+                                {"optimizer": taken})
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
     if diagnostics_settings(config) is not None:  # diagnostics add a gradient norm to every timed step
@@ -154,23 +159,61 @@ def plan_run(
         budget_basis=basis,
         budget_multiplier=multiplier,
         budget_note=note,
+        hp_workload=_workload_values(config, taken),
     )
 
 
 def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[str, Mapping[str, Any]],
-             settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+             settings: Mapping[str, Any], extra: Mapping[str, tuple[str, ...]] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(config, each half's DEFAULTS): the user's overrides composed and checked
-    against the submissions' DEFAULTS, SEARCH_SPACE and ALIASES, then the typed
-    settings (seed, output, ...) and hyperparameters over them."""
+    against the submissions' DEFAULTS, SEARCH_SPACE and ALIASES (and the
+    ``extra`` names a section also accepts: the workload's hyperparameters),
+    then the typed settings (seed, output, ...) and hyperparameters over them."""
     defaults = {s: dict(p.meta.get("DEFAULTS") or {}) for s, p in halves.items()}
+    # The extra names have no default of the submission's, so any type passes
+    # here; _workload_values checks their values.
+    names = {s: {**dict.fromkeys((extra or {}).get(s, ())), **d} for s, d in defaults.items()}
     spaces = {s: p.meta.get("SEARCH_SPACE") for s, p in halves.items()}
     aliases = {s: p.meta.get("ALIASES") or {} for s, p in halves.items()}
-    config = compose(overrides, defaults, search_spaces=spaces, aliases=aliases)
+    config = compose(overrides, names, search_spaces=spaces, aliases=aliases)
     for key, value in settings.items():
         if value is not None:
             config[key] = str(value) if key == "output" else value
-    _apply_hyperparameters(config, hyperparameters, defaults, spaces, aliases)
+    _apply_hyperparameters(config, hyperparameters, names, spaces, aliases)
     return config, defaults
+
+
+def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugin, overrides,
+                    given: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """The workload hyperparameters this run accepts among the optimizer's
+    (those the workload takes and the optimizer does not call its own),
+    refusing any that is asked for and that the workload does not take or the
+    optimizer's own update refuses."""
+    own = set(optimizer.meta.get("DEFAULTS") or {})
+    taken = tuple(n for n in info.takes() if n not in own)
+    asked = [o.split("=", 1)[0].lstrip("+~").partition(".")[2] for o in overrides
+             if "=" in o and o.lstrip("+~").startswith("optimizer.")]
+    for name in [*asked, *(given.get("optimizer") or {})]:
+        if name not in api.WORKLOAD_HYPERPARAMETERS or name in own:
+            continue
+        if name not in taken:
+            takers = sorted(e.info.name for e in registry.workloads.values() if name in e.info.takes())
+            raise UserInputError(f"{info.name} takes no {name}; workloads that do: {', '.join(takers) or 'none'}")
+        refused = (optimizer.meta.get("REFUSES") or {}).get(name)
+        if refused:
+            raise UserInputError(f"{optimizer.name} refuses {name}: {refused}")
+    return taken
+
+
+def _workload_values(config: Mapping[str, Any], taken: tuple[str, ...]) -> api.Hyperparameters:
+    """The workload hyperparameters given, their values checked."""
+    values = {n: v for n, v in (config.get("optimizer") or {}).items() if n in taken}
+    for name, value in values.items():
+        problem = api.check_workload_hyperparameter(name, value)
+        if problem:
+            raise UserInputError(f"optimizer.{name}: {problem}")
+    return api.Hyperparameters(values)
 
 
 def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None, norm: str | None):

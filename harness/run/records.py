@@ -14,7 +14,7 @@ workload, size     e.g. "cifar", "tiny"
 submission         what the user asked for: {name, kind, origin, source, target, sha256, distribution, version}
 optimizer, norm    the plugins actually used (same fields)
 label              results/leaderboard name of the pairing: "lion", "groupnorm", "lion+groupnorm"
-hyperparameters    {"optimizer": {...}, "norm": {...}}
+hyperparameters    {"optimizer": {...}, "norm": {...}}; workload ones given (label_smoothing, grad_clip, ...) among the optimizer's
 seed, seeds        the run seed and the derived per-purpose seeds
 status             reached | budget_exhausted | diverged | interrupted | error | running
 reason             one line saying why the run stopped; harness-detected errors say it plainly:

@@ -148,7 +148,7 @@ class CifarTask(Task):
         return Outputs(model(x), y)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return mean_loss(self.outputs(model, batch))
+        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
 
     # ----------------------------------------------------------------------- #
     # evaluation (untimed; the runner calls it under no_grad in eval mode)    #

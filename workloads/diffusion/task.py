@@ -31,7 +31,7 @@ noise (and flips) from one seeded by (seed, step).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -153,7 +153,8 @@ class DiffusionTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        model = UNet(self.settings.model, norm)
+        config = self.settings.model  # dropout_rate replaces the size's own (DDPM's 0.1 full, 0 tiny)
+        model = UNet(replace(config, dropout=self.hyperparameters.get("dropout_rate", config.dropout)), norm)
         return model.to(device=self.device, memory_format=self.memory_format)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:

@@ -254,7 +254,9 @@ class GnnTask(Task):
         self._plan: Plan | None = None
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        return GNN(self.settings.model, norm).to(self.device)
+        config = self.settings.model  # AlgoPerf's dropout_rate replaces the size's own (0.1 full, 0 tiny)
+        config = dataclasses.replace(config, dropout=self.hyperparameters.get("dropout_rate", config.dropout))
+        return GNN(config, norm).to(self.device)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:
         return infer_param_types(model, head=HEAD)
@@ -275,7 +277,7 @@ class GnnTask(Task):
         return Outputs(model(batch), batch.y, batch.mask, loss="sigmoid")
 
     def loss(self, model: nn.Module, batch: GraphBatch) -> torch.Tensor:
-        return mean_loss(self.outputs(model, batch))
+        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
 
     # -- evaluation (untimed; the runner calls it under no_grad in eval mode) #
 

@@ -72,4 +72,5 @@ WORKLOAD = WorkloadInfo(
     default_optimizer="nadamw",
     task="workloads.gpt.task:GPTTask",
     prepare="workloads.gpt.data:prepare",
+    hyperparameters=("label_smoothing", "dropout_rate", "aux_dropout_rate"),
 )

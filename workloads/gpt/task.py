@@ -20,7 +20,7 @@ pattern (indexing int16 is supported everywhere) and widened per batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,10 @@ class GPTTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        return GPT(self.settings.model, norm).to(self.device)
+        hp, config = self.hyperparameters, self.settings.model
+        config = replace(config, dropout=hp.get("dropout_rate", config.dropout),
+                         attn_dropout=hp.get("aux_dropout_rate", config.attn_dropout))
+        return GPT(config, norm).to(self.device)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:
         """As the harness infers them (Linear weights MATRIX, biases BIAS, the
@@ -147,7 +150,7 @@ class GPTTask(Task):
         return Outputs(logits.float().flatten(0, 1), y.flatten())
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return mean_loss(self.outputs(model, batch))
+        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
 
     # ----------------------------------------------------------------------- #
     # evaluation (untimed; the runner calls it under no_grad in eval mode)    #

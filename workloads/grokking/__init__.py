@@ -85,4 +85,5 @@ WORKLOAD = WorkloadInfo(
     default_norm="layernorm",
     default_optimizer="adamw",
     task="workloads.grokking.task:GrokkingTask",
+    hyperparameters=("label_smoothing",),
 )
