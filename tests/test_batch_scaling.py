@@ -138,3 +138,24 @@ def test_a_ctrl_c_or_a_killed_run_is_rerun_and_nothing_finished_twice(tmp_path, 
     killed.write_text(killed.read_text().replace('"status": "reached"', '"status": "running"'))
     third = batch_study("fake", [SGD], "4,8", **kwargs)
     assert [p.batch_size for p in third.ran] == [8] and [p.batch_size for p in third.skipped] == [4]
+
+
+@pytest.mark.slow
+def test_study_points_run_as_submitit_jobs_and_resume(tmp_path):
+    from harness.sweeps.executors import load_executor
+
+    spec = load_executor("submitit-local", ["executor.parallel=2"])
+    kwargs = dict(lr_rule="none", steps=6, output=tmp_path, registry=_registry(), executor=spec)
+    first = batch_study("fake", [SGD], "4,8", **kwargs)
+    assert sorted(p.batch_size for p in first.ran) == [4, 8] and not first.errors
+    assert [r["steps_to_target"] for r in first.rows] == [4, 4]
+    again = batch_study("fake", [SGD], "4,8", **kwargs)
+    assert not again.ran and len(again.skipped) == 2
+
+
+def test_lr_study_refuses_a_batch_the_executor_cannot_split(tmp_path):
+    from harness.sweeps.studies import plan_lr_study
+
+    with pytest.raises(UserInputError, match="global batch of 8 does not split evenly over 3"):
+        plan_lr_study("fake", [SGD], points=2, output=tmp_path, registry=_registry(),
+                      executor=ExecutorSpec("three", "local", {"nproc": 3}))

@@ -243,10 +243,6 @@ class LrStudy:
     def to_run(self) -> list[LrPoint]:
         return [p for p in self.points if p.action == "run"]
 
-    @property
-    def trials(self) -> list[LrPoint]:  # the executors' name for the points
-        return self.points
-
 
 def plan_lr_study(
     workload: str,
@@ -388,7 +384,10 @@ def run_points(study: Any, observer: StudyObserver | None = None, executor: Any 
     spec = check_executor(executor)
     preflight(spec)
     if spec.backend != "inline":
-        done = run_trials(study, spec, _AsTrialObserver(observer) if observer else None)
+        from types import SimpleNamespace
+
+        as_sweep = SimpleNamespace(trials=study.points, to_run=study.to_run, root=study.root)  # what run_trials reads
+        done = run_trials(as_sweep, spec, _AsTrialObserver(observer) if observer else None)
         return done.ran, done.skipped, done.interrupted
     ran, skipped = [], []
     for point in study.points:
