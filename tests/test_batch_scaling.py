@@ -159,3 +159,12 @@ def test_lr_study_refuses_a_batch_the_executor_cannot_split(tmp_path):
     with pytest.raises(UserInputError, match="global batch of 8 does not split evenly over 3"):
         plan_lr_study("fake", [SGD], points=2, output=tmp_path, registry=_registry(),
                       executor=ExecutorSpec("three", "local", {"nproc": 3}))
+
+
+def test_config_overrides_reach_every_run_but_not_the_keys_the_study_sets(tmp_path):
+    registry = _registry()
+    result = batch_study("fake", [SGD], "4", lr_rule="none", steps=6, output=tmp_path, registry=registry,
+                         overrides=["target.validation=1.0"])  # score > 1 is met at the first eval, step 2
+    assert result.rows[0]["steps_to_target"] == 2 and "target.validation=1.0" in result.ran[0].record["deviations"]
+    with pytest.raises(UserInputError, match="the study sets batch_size itself"):
+        plan_batch_study("fake", [SGD], "4", output=tmp_path, registry=registry, overrides=["batch_size=4"])

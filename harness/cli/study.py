@@ -146,17 +146,18 @@ def lr(
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root: records go to OUTPUT/study_lr/WORKLOAD-SIZE/."),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and what would run; run nothing."),
-    executor_overrides: Optional[List[str]] = typer.Argument(None, help="executor.KEY=VALUE settings, e.g. executor.parallel=2."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every run, e.g. target.validation=0.9 (records unofficial anyway); executor.KEY=VALUE set the executor."),
 ) -> None:
     """Learning-rate sensitivity: final validation metric over a log-spaced lr grid; resumable."""
     with user_errors():
         from harness.sweeps.executors import load_executor
         from harness.sweeps.studies import parse_range, plan_lr_study, run_lr_study
 
-        spec = load_executor(executor, executor_overrides or [])
+        spec = load_executor(executor, [o for o in overrides or [] if o.startswith("executor.")])
+        run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
         study = plan_lr_study(workload, submission, size=size, points=points,
                               lr_range=parse_range(lr_range) if lr_range else None, steps=steps, seeds=seeds,
-                              output=output, executor=spec)
+                              output=output, executor=spec, overrides=run_overrides)
         _header(study)
         if dry_run:
             _dry_run(study)
@@ -245,16 +246,17 @@ def batch(
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root: records go to OUTPUT/study_batch/WORKLOAD-SIZE/."),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and what would run; run nothing."),
-    executor_overrides: Optional[List[str]] = typer.Argument(None, help="executor.KEY=VALUE settings, e.g. executor.parallel=2."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every run, e.g. target.validation=0.9 (records unofficial anyway); executor.KEY=VALUE set the executor."),
 ) -> None:
     """Batch-size scaling: steps to target per batch size, perfect-scaling region, critical batch; resumable."""
     with user_errors():
         from harness.sweeps.batch_scaling import plan_batch_study, run_batch_study
         from harness.sweeps.executors import load_executor
 
-        spec = load_executor(executor, executor_overrides or [])
+        spec = load_executor(executor, [o for o in overrides or [] if o.startswith("executor.")])
+        run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
         study = plan_batch_study(workload, submission, batch_sizes, size=size, trials=trials, lr_rule=lr_rule,
-                                 steps=steps, seed=seed, output=output, executor=spec)
+                                 steps=steps, seed=seed, output=output, executor=spec, overrides=run_overrides)
         _batch_header(study)
         if dry_run:
             _dry_run(study)

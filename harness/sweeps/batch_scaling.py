@@ -50,7 +50,7 @@ from harness.errors import UserInputError
 from harness.run.records import RUN_FILE, read_metrics, safe_name
 from harness.sweeps.calibrate import UNBOUNDED_S, time_to
 from harness.sweeps.studies import (
-    _write_csv, default_lr_range, existing_point, lr_hyperparameter, nproc_of, run_points,
+    _write_csv, checked_overrides, default_lr_range, existing_point, lr_hyperparameter, nproc_of, run_points,
 )
 
 EXPERIMENT = "study_batch"
@@ -145,6 +145,7 @@ class BatchStudy:
     lr_names: dict[str, str]
     optimizers: dict[str, str]
     points: list[BatchPoint]
+    overrides: list[str] = field(default_factory=list)  # config key=value for every run (e.g. target.validation=0.9)
 
     @property
     def steps(self) -> int:
@@ -171,6 +172,7 @@ def plan_batch_study(
     seed: int = 0,
     output: str | Path = "results",
     executor: Any = "local",
+    overrides: Sequence[str] = (),
     registry: Any = None,
 ) -> BatchStudy:
     """Resolve the study into runs; run nothing. Refuses bad input (no
@@ -191,15 +193,17 @@ def plan_batch_study(
     nproc = nproc_of(executor)
     for b in sizes:
         check_batch(b, nproc)
-    bases = [plan_run(workload, n, size=size, seed=seed, output=output, experiment=EXPERIMENT, registry=registry)
-             for n in names]
+    overrides = checked_overrides(overrides, ("batch_size", "budget.max_steps", "budget.max_runtime_s"))
+    bases = [plan_run(workload, n, size=size, seed=seed, output=output, experiment=EXPERIMENT, overrides=overrides,
+                      registry=registry) for n in names]
     first = bases[0]
     spec = first.size
     study = BatchStudy(
         workload=first.workload.info.name, size=spec.name,
         root=Path(output) / EXPERIMENT / safe_name(f"{first.workload.info.name}-{spec.name}"),
         base_batch=spec.batch_size, base_steps=int(steps or spec.budget_steps or spec.step_hint), batch_sizes=sizes,
-        lr_rule=rule, trials=trials, seed=seed, target=spec.target, lr_names={}, optimizers={}, points=[])
+        lr_rule=rule, trials=trials, seed=seed, target=spec.target, lr_names={}, optimizers={}, points=[],
+        overrides=overrides)
     for name, base in zip(names, bases):
         if base.label in study.lr_names:
             raise UserInputError(f"{name!r} is the same submission as another --submission ({base.label})")
@@ -250,7 +254,7 @@ def _plan_point(study: BatchStudy, submission: str, label: str, lr_name: str, ba
 
     max_steps = step_budget(study.base_steps, batch, study.base_batch)
     plan = plan_run(study.workload, submission, size=study.size, seed=study.seed, output=output, experiment=EXPERIMENT,
-                    overrides=[f"batch_size={batch}", f"budget.max_steps={max_steps}",
+                    overrides=[*study.overrides, f"batch_size={batch}", f"budget.max_steps={max_steps}",
                                f"budget.max_runtime_s={UNBOUNDED_S:g}"],
                     hyperparameters={"optimizer": {lr_name: lr}}, registry=registry)
     plan.size = replace(plan.size, step_hint=max_steps)  # the schedule over the run's own budget
@@ -260,6 +264,7 @@ def _plan_point(study: BatchStudy, submission: str, label: str, lr_name: str, ba
         "optimizer": sub_id(plan.optimizer), "norm": sub_id(plan.norm), "seed": study.seed, "batch_size": batch,
         "max_steps": max_steps, "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "eval": {"every_steps": plan.eval_every_steps, "every_s": plan.eval_every_s},
+        **({"overrides": study.overrides} if study.overrides else {}),
     })
     run_dir = study.root / safe_name(label) / f"bs_{batch}" / (f"trial_{k}" if study.trials else f"rule_{study.lr_rule}")
     action, why, record = existing_point(run_dir, point_id)

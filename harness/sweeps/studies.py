@@ -238,6 +238,7 @@ class LrStudy:
     lr_names: dict[str, str]  # label -> hyperparameter name
     optimizers: dict[str, str]  # label -> optimizer name
     points: list[LrPoint]
+    overrides: list[str] = field(default_factory=list)  # config key=value for every run (e.g. target.validation=0.9)
 
     @property
     def to_run(self) -> list[LrPoint]:
@@ -255,6 +256,7 @@ def plan_lr_study(
     seeds: int = 1,
     output: str | Path = "results",
     executor: Any = "local",
+    overrides: Sequence[str] = (),
     registry: Any = None,
 ) -> LrStudy:
     """Resolve the study into runs (grid, seeds, directories, run/skip); run nothing.
@@ -271,8 +273,9 @@ def plan_lr_study(
         raise UserInputError(f"--seeds must be at least 1, got {seeds}")
     if steps is not None and steps < 1:
         raise UserInputError(f"--steps must be at least 1, got {steps}")
-    bases = [plan_run(workload, name, size=size, seed=0, output=output, experiment=EXPERIMENT, registry=registry)
-             for name in names]
+    overrides = checked_overrides(overrides, ("budget.max_steps", "budget.max_runtime_s"))
+    bases = [plan_run(workload, name, size=size, seed=0, output=output, experiment=EXPERIMENT, overrides=overrides,
+                      registry=registry) for name in names]
     first = bases[0]
     from harness.run.distributed import check_batch
 
@@ -280,7 +283,7 @@ def plan_lr_study(
     n_steps = int(steps or first.size.step_hint)
     root = Path(output) / EXPERIMENT / safe_name(f"{first.workload.info.name}-{first.size.name}")
     study = LrStudy(workload=first.workload.info.name, size=first.size.name, root=root, steps=n_steps, seeds=seeds,
-                    target=first.size.target, grids={}, lr_names={}, optimizers={}, points=[])
+                    target=first.size.target, grids={}, lr_names={}, optimizers={}, points=[], overrides=overrides)
     for name, base in zip(names, bases):
         if base.label in study.grids:
             raise UserInputError(f"{name!r} is the same submission as another --submission ({base.label})")
@@ -302,7 +305,7 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
     from harness.run import plan_run
 
     plan = plan_run(study.workload, submission, size=study.size, seed=seed, output=output, experiment=EXPERIMENT,
-                    overrides=[f"budget.max_steps={study.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
+                    overrides=[*study.overrides, f"budget.max_steps={study.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
                     hyperparameters={"optimizer": {lr_name: lr}}, registry=registry)
     # All the steps, the schedule laid over them; the target is reported, never met early.
     plan.size = replace(plan.size, target=_NeverMet(**vars(study.target)), step_hint=study.steps)
@@ -312,6 +315,7 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
         "optimizer": sub_id(plan.optimizer), "norm": sub_id(plan.norm), "seed": seed, "steps": study.steps,
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "eval": {"every_steps": plan.eval_every_steps, "every_s": plan.eval_every_s},
+        **({"overrides": study.overrides} if study.overrides else {}),
     })
     run_dir = study.root / safe_name(label) / f"lr_{k}" / f"seed_{seed}"
     action, why, record = existing_point(run_dir, point_id)
@@ -319,6 +323,16 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
                        "lr_index": k, "points": len(study.grids[label]), "seed": seed, "seeds": study.seeds,
                        "steps": study.steps, "grid": study.grids[label]}}
     return LrPoint(label, lr_name, k, lr, seed, point_id, run_dir, action, why, plan, extra, record)
+
+
+def checked_overrides(overrides: Sequence[str], owned: Sequence[str]) -> list[str]:
+    """The user's config overrides for every run of a study, refusing those of
+    the keys the study sets itself (``owned``); the rest are checked by plan_run."""
+    for raw in overrides:
+        key = str(raw).split("=", 1)[0].lstrip("+~")
+        if key in owned:
+            raise UserInputError(f"{raw!r}: the study sets {key} itself; use its own option instead")
+    return list(overrides)
 
 
 def existing_point(run_dir: Path, point_id: str) -> tuple[str, str, dict | None]:
