@@ -224,7 +224,9 @@ def _batch_table(result) -> None:
     console.print(table)
     for label in dict.fromkeys(r["submission"] for r in rows):
         r = next(x for x in rows if x["submission"] == label)
-        console.print(f"{escape(label)}: critical batch size {r['critical_batch_size'] or '—'} (largest batch within 2x "
+        largest = max((x["batch_size"] for x in rows if x["submission"] == label and x["steps_to_target"]), default=None)
+        at_end = ">= " if r["critical_batch_size"] and r["critical_batch_size"] == largest else ""  # a lower bound
+        console.print(f"{escape(label)}: critical batch size {at_end}{r['critical_batch_size'] or '—'} (largest batch within 2x "
                       f"the steps of perfect scaling); fitted B_noise {_fmt(r['b_noise'], '.0f')}", highlight=False)
     if cpu:
         console.print("[dim]on CPU the study reports steps to target, not seconds: seconds per step grow with the "

@@ -418,7 +418,9 @@ def plot_batch_scaling(study: BatchStudy, rows: list[dict[str, Any]], path: Path
         if not mine:
             continue
         xs, ys = [r["batch_size"] for r in mine], [r["steps_to_target"] for r in mine]
-        line, = ax.plot(xs, ys, marker="o", label=f"{label} (critical {mine[0]['critical_batch_size']})")
+        crit_b = mine[0]["critical_batch_size"]
+        at_end = ">= " if crit_b == max(xs) else ""  # the grid's largest batch: a lower bound
+        line, = ax.plot(xs, ys, marker="o", label=f"{label} (critical {at_end}{crit_b})")
         ax.plot(xs, [r["perfect_steps"] for r in mine], linestyle=":", color=line.get_color(), linewidth=1)
         crit = [r for r in mine if r["batch_size"] == r["critical_batch_size"]]
         if crit:
