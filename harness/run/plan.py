@@ -130,6 +130,7 @@ def plan_run(
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
     size_spec = _with_target_overrides(size_spec, config.get("target") or {})
+    size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
     every_steps, every_s = _cadence(config, size_spec)
 
     label = asked.name
@@ -271,6 +272,18 @@ def _with_target_overrides(size_spec: api.Size, target_override: Mapping[str, An
         validation=t.validation if validation is None else float(validation),
         test=t.test if test is None else float(test),
     ))
+
+
+def _with_batch_size(size_spec: api.Size, batch_size: Any, deviations: list[str]) -> tuple[api.Size, list[str]]:
+    """The size with config ``batch_size`` as its training batch (the workloads
+    read ``size.batch_size``); a batch other than the size's own is a deviation."""
+    if batch_size is None:
+        return size_spec, deviations
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size == size_spec.batch_size:
+        return size_spec, deviations
+    return replace(size_spec, batch_size=batch_size), [*deviations, f"batch_size={batch_size}"]
 
 
 def _cadence(config: Mapping[str, Any], size_spec: api.Size) -> tuple[int | None, float | None]:

@@ -44,7 +44,8 @@ watchdog_s         the hard limit in seconds on one training segment (eval bound
                    and on one evaluation: config watchdog.limit_s, else watchdog.factor x the timed
                    budget; null: none. Past it the run ends with status error, reason
                    "step did not return within N s (...)" or "evaluation did not return ..."
-official           false when an override changed the size's budget, cadence or target, or the
+batch_size         the global training batch: the size's, or config batch_size (a deviation)
+official           false when an override changed the size's budget, cadence, target or batch, or the
                    run's hardware class is not the pinned one
 deviations         what made it unofficial, e.g. ["max_steps=200", "target.validation=0.5",
                    "hardware hw-032e52c8e30e is not the pinned hw-a5285d9436b7"]
@@ -226,6 +227,7 @@ def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int,
         "label": plan.label,
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "seed": plan.seed,
+        "batch_size": plan.size.batch_size,
         "seeds": seeds,
         "threads": threads,
         "device": str(device),

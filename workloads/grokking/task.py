@@ -35,6 +35,7 @@ from torch import nn
 from harness.api import NormFactory, Outputs, ParamType, Size, Task
 from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
+from harness.errors import UserInputError
 from harness.params import infer_param_types
 
 from . import data, losses
@@ -91,7 +92,8 @@ class GrokkingTask(Task):
         }
         self.train_x, self.train_y = self.splits["train"]
         if size.batch_size != self.train_x.shape[0]:
-            raise ValueError(f"grokking {size.name} trains full batch: batch_size {size.batch_size} must be "
+            # A user's batch_size=N (config) meets this before anything is written: one line, not a traceback.
+            raise UserInputError(f"grokking {size.name} trains full batch: batch_size {size.batch_size} must be "
                              f"the {self.train_x.shape[0]} training pairs")
 
     # -- model --------------------------------------------------------------- #
