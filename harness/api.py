@@ -35,6 +35,8 @@ A submission is a plain Python module (or any object) with these names::
     def update(ctx: StepContext) -> torch.Tensor: ...                        # optional
     def prepare_for_eval(ctx: StepContext) -> None: ...                      # optional
     def prepare_for_train(ctx: StepContext) -> None: ...                     # optional
+    def setup(ctx: StepContext) -> dict | None: ...   # optional: once, untimed, before step 1;
+                                                      # a dict it returns joins the record's submission block
 
     # norm submissions
     SITES = ("conv", "node")                # the NormSite values it supports
@@ -400,7 +402,7 @@ class Task:
 class TrainingView:
     """The task as a submission sees it (``StepContext.task``): training only.
 
-    ``next_batch(step)``, ``loss(model, batch)``, ``param_types(model)``, and
+    ``next_batch(step)``, ``loss(model, batch)``, ``outputs(model, batch)``, ``param_types(model)``, and
     the ``size`` and ``device`` the run was given. No validation or test data
     and no ``evaluate``: evaluation is the harness's, untimed, and a
     submission that could call it could tune on held-out data. Anything else
@@ -412,7 +414,7 @@ class TrainingView:
     methods' owner).
     """
 
-    EXPOSED = ("next_batch", "loss", "param_types", "size", "device")
+    EXPOSED = ("next_batch", "loss", "outputs", "param_types", "size", "device")
     __slots__ = EXPOSED
 
     def __init__(self, task: Any) -> None:
@@ -450,6 +452,8 @@ class StepContext:
     step_hint: int
     task: "Task | TrainingView"
     extra: dict[str, Any] = field(default_factory=dict)  # submission's own state
+    workload: str = ""  # the workload's name (AlgoPerf submissions ask their batch size by it)
+    seed: int = 0  # the run's seed for the submission (harness.common.seeding.derive_seed(seed, "submission"))
 
     def loss_fn(self) -> "torch.Tensor":
         return self.task.loss(self.model, self.batch)
@@ -468,7 +472,7 @@ def default_update(ctx: StepContext) -> "torch.Tensor":
 
 # Names a submission module may define; the registry checks them.
 OPTIMIZER_REQUIRED = ("DEFAULTS", "SEARCH_SPACE", "make_optimizer")
-OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train")
+OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train", "setup")
 NORM_REQUIRED = ("SITES", "make_norm")
 NORM_OPTIONAL = ("DEFAULTS", "SEARCH_SPACE", "transform_model")
 KINDS = ("optimizer", "norm")
