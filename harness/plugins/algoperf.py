@@ -95,12 +95,13 @@ def search_space_path(source: Path) -> Path:
 
 def plugin_name(source: Path) -> str:
     """The name runs are recorded under: the file's stem, or for AlgoPerf's
-    ``<algorithm>/pytorch/submission.py`` the algorithm's folder."""
+    ``<algorithm>/pytorch/submission.py`` ``algoperf_<algorithm>`` (AlgoPerf's
+    ``nadamw`` is not optbench's built-in ``nadamw``, and must not clash with it)."""
     if source.stem != "submission":
         return source.stem
     for folder in source.parents:
         if folder.name and folder.name not in FRAMEWORK_DIRS:
-            return folder.name
+            return f"algoperf_{folder.name}"
     return source.stem
 
 
