@@ -241,8 +241,11 @@ class Plugin:
 
     @property
     def is_algoperf(self) -> bool:
-        """An AlgoPerf submission module, run through harness/plugins/algoperf_runtime.py."""
-        return self.meta.get("FORMAT") == "algoperf"
+        """An AlgoPerf submission module, run through harness/plugins/algoperf_runtime.py
+        (told from the source, never from ``meta``, which may import the plugin)."""
+        if self.source is None or ":" in self.target:
+            return False
+        return algoperf.is_algoperf(read_literal_metadata(self.source, self.label)[0])
 
     def load(self, check: bool = True) -> Any:
         """Import the plugin; with ``check`` (the default) a checked :class:`Submission`."""
