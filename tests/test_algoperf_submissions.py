@@ -250,3 +250,29 @@ def test_algoperf_nadamw_equals_the_builtin_on_cifar(tmp_path):
         assert a["lr"] == pytest.approx(b["lr"], rel=1e-12)
         for key in ("train/loss", "validation/loss", "validation/accuracy", "test/loss", "test/accuracy"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_under_nproc_2_the_module_all_reduces_as_in_algoperf(tmp_path):
+    """``bench run --nproc 2``: torchrun's LOCAL_RANK makes the module's
+    USE_PYTORCH_DDP true; its all-reduced loss over the DDP model trains as one
+    process does, to float rounding."""
+    import os
+    import subprocess
+
+    args = ["--submission", str(MOMENTUM), "--workload", "grokking", "--size", "tiny",
+            "budget.max_steps=6", "eval.every_steps=3", "budget.max_runtime_s=200", "optimizer.learning_rate=0.01",
+            "threads=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    bench_run = [sys.executable, "-m", "harness.cli", "run"]
+    root = Path(__file__).parents[1]
+    for launch, out in ((["--nproc", "2"], "ddp"), ([], "one")):
+        done = subprocess.run([*bench_run, *launch, "--output", str(tmp_path / out), *args],
+                              capture_output=True, text=True, cwd=root, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (d,), (s,) = list((tmp_path / "ddp").rglob("run.json")), list((tmp_path / "one").rglob("run.json"))
+    assert json.loads(d.read_text())["distributed"]["world_size"] == 2
+    rows = [[json.loads(line) for line in (p.parent / "metrics.jsonl").read_text().splitlines()] for p in (s, d)]
+    for one, ddp in zip(*rows, strict=True):
+        assert ddp["train/loss"] == pytest.approx(one["train/loss"], rel=1e-5)
+        assert ddp["validation/loss"] == pytest.approx(one["validation/loss"], rel=1e-5)
