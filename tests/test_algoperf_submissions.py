@@ -276,3 +276,23 @@ def test_under_nproc_2_the_module_all_reduces_as_in_algoperf(tmp_path):
     for one, ddp in zip(*rows, strict=True):
         assert ddp["train/loss"] == pytest.approx(one["train/loss"], rel=1e-5)
         assert ddp["validation/loss"] == pytest.approx(one["validation/loss"], rel=1e-5)
+
+
+def test_no_sync_transfer_or_write_per_step(tmp_path, monkeypatch):
+    """The adapter keeps the timed loop's guarantee (tests/test_timed_loop_syncs.py):
+    AlgoPerf's rng, queue, model_fn and loss_fn add nothing per step."""
+    from tests.test_timed_loop_syncs import check_independent_of_steps, install
+
+    def count(steps: int, every: int):
+        reg = Registry(entry_points=False)
+        reg.add_workload(fakes.fake_info(task="tests.test_algoperf_submissions:OutputsTask", target=1e9,
+                                         every_steps=every, max_steps=steps))
+        plan = plan_run("fake", str(SWAP), size="tiny", output=tmp_path / f"{steps}", registry=reg,
+                        overrides=["optimizer.learning_rate=0.01"])
+        with monkeypatch.context() as patch:
+            probe = install(patch)
+            record = execute(plan).record
+        assert record["status"] == "budget_exhausted" and record["steps"] == steps, record["reason"]
+        return probe
+
+    check_independent_of_steps(count(10, 5), count(30, 15))

@@ -324,7 +324,7 @@ class Workload:
             per = torch.where(weights.bool(), per, torch.zeros((), dtype=per.dtype, device=per.device))
             n_valid = weights.sum()
         else:
-            n_valid = torch.as_tensor(per.numel(), device=per.device)
+            n_valid = torch.full((), per.numel(), dtype=torch.int64, device=per.device)  # a fill: no host copy
         summed = per.sum()
         if self.step_loss is None:
             self.step_loss = (summed / n_valid).detach()
