@@ -144,6 +144,16 @@ def test_hyperparameters_reach_the_module_as_a_namedtuple_and_overrides_work(tmp
     assert type(hp).__name__ == "Hyperparameters" and hp._fields == ("b", "a") and hp.a == 2
 
 
+def test_bench_tune_samples_the_modules_search_space(tmp_path):
+    from harness.sweeps.tuning import plan_sweep
+
+    sweep = plan_sweep("fake", str(MOMENTUM), size="tiny", studies=1, trials=4, output=tmp_path, registry=registry())
+    assert sweep.search_space_source == "submission"
+    rates = [t.plan.hp_optimizer["learning_rate"] for t in sweep.trials]
+    assert all(0.01 <= r <= 1.0 for r in rates) and len(set(rates)) == 4
+    assert {t.plan.hp_optimizer["warmup_factor"] for t in sweep.trials} <= {0.05, 0.1}
+
+
 def test_a_self_tuning_module_gets_no_hyperparameters(tmp_path):
     path = write(tmp_path / "selftuned.py", FUNCTIONS.replace(
         "    return {}\n",
