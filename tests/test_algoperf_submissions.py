@@ -182,6 +182,29 @@ def test_rng_is_algoperfs_numpy_form_and_follows_the_seed():
     assert step_rngs[0].shape == (4, 2) and not np.array_equal(step_rngs[0], step_rngs[1])
 
 
+def test_batches_are_algoperf_dicts_and_back():
+    from typing import NamedTuple
+
+    rt = algoperf_runtime()
+
+    class Graphs(NamedTuple):  # like workloads/gnn's GraphBatch
+        nodes: torch.Tensor
+        y: torch.Tensor
+        mask: torch.Tensor
+
+    x, y, t = torch.zeros(4, 3), torch.ones(4), torch.arange(4)
+    pair, triple, graphs = (x, y), (x, t, y), Graphs(x, y[:, None], torch.ones(4, 1, dtype=torch.bool))
+    assert set(rt.as_batch(pair)) == {"inputs", "targets"} and rt.as_batch(pair)["targets"] is y
+    assert rt.as_batch(triple)["inputs"] == (x, t)
+    g = rt.as_batch(graphs)
+    assert g["inputs"] is graphs and g["targets"] is graphs.y and g["weights"] is graphs.mask
+    for native in (pair, triple, graphs):  # the queue's own dict, and a dict a submission rebuilt
+        batch = rt.as_batch(native)
+        assert rt.native_batch(batch) is native
+        rebuilt = rt.native_batch(dict(batch))
+        assert rebuilt is graphs if native is graphs else all(a is b for a, b in zip(rebuilt, native, strict=True))
+
+
 # --------------------------------------------------------------------------- #
 # Running                                                                      #
 # --------------------------------------------------------------------------- #
@@ -219,6 +242,10 @@ def test_module_errors_are_one_line_naming_the_function(tmp_path):
     greedy = write(tmp_path / "greedy.py", FUNCTIONS.replace("    return next(input_queue)", "    next(input_queue)\n    return next(input_queue)"))
     record, _ = run(tmp_path, greedy)
     assert "data_selection raised at step 1 (global_step 0): RuntimeError: data_selection took a second batch" in record["reason"]
+    done = write(tmp_path / "done.py", "from algoperf import spec\n" + FUNCTIONS.replace(
+        "    return optimizer_state, current_param_container, model_state", "    raise spec.TrainingCompleteError()"))
+    record, _ = run(tmp_path, done)
+    assert "update_params raised at step 1 (global_step 0): TrainingCompleteError (optbench ends a run at" in record["reason"]
     (tmp_path / "tuning_search_space.json").write_text('{"learning_rate": {"min": 1}}')
     out = bench("run", "--submission", str(boom), "--workload", "cifar", cwd=tmp_path)
     assert "malformed tuning_search_space.json" in one_line_error(out) and out.returncode == 1

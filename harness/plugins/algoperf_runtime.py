@@ -167,7 +167,7 @@ def as_batch(native: Any) -> Batch:
     the graph, targets its ``y``, weights its ``mask``."""
     batch = Batch()
     batch.native = native
-    if isinstance(native, (tuple, list)):
+    if isinstance(native, (tuple, list)) and not hasattr(native, "y"):  # a graph batch may be a NamedTuple
         batch["inputs"] = native[0] if len(native) == 2 else tuple(native[:-1])
         batch["targets"] = native[-1]
         return batch
@@ -184,6 +184,8 @@ def native_batch(batch: Any) -> Any:
     if isinstance(batch, Batch):
         return batch.native
     inputs = batch["inputs"]
+    if hasattr(inputs, "y"):  # a graph batch carries its labels
+        return inputs
     if isinstance(inputs, tuple):
         return (*inputs, batch["targets"])
     if torch.is_tensor(inputs):
@@ -370,7 +372,10 @@ class Adapter:
             raise
         except Exception as exc:
             at = f" at step {step + 1} (global_step {step})" if step is not None else ""
-            error = PluginError(f"{self.label}: {name} raised{at}: {_one_line(exc)}{_where_raised(exc, self.files)}")
+            why = _one_line(exc)
+            if isinstance(exc, getattr(self.spec, "TrainingCompleteError", ())):
+                why += " (optbench ends a run at its target or its budget, not when a submission declares it done)"
+            error = PluginError(f"{self.label}: {name} raised{at}: {why}{_where_raised(exc, self.files)}")
             error.plugin_frames = _plugin_frames(exc, self.files)
             raise error from exc
 
@@ -394,6 +399,7 @@ class AlgoPerfState:
         self.workload: Workload | None = None
         self.queue = InputQueue()
         self.eval_results: list = []  # stays empty: held-out metrics are the harness's
+        self.rng: Any = None  # the loop's rng, from which each step's rngs fold out
         self.prepare_rng: Any = None
         self.wants_train_state = "train_state" in _parameters(adapter.module.update_params)
         self.train_state = MappingProxyType({"validation_goal_reached": False, "test_goal_reached": False,
