@@ -178,8 +178,10 @@ def test_rng_is_algoperfs_numpy_form_and_follows_the_seed():
     opt_init, loop = rt.run_rng(0)
     assert opt_init.dtype == np.int32 and opt_init.shape == (2,)
     assert np.array_equal(rt.run_rng(0)[1], loop) and not np.array_equal(rt.run_rng(1)[1], loop)
-    step_rngs = [rt.split(rt.fold_in(loop, step), 4) for step in (0, 1)]
-    assert step_rngs[0].shape == (4, 2) and not np.array_equal(step_rngs[0], step_rngs[1])
+    steps, again = rt.StepRngs(loop), rt.StepRngs(loop)
+    first, second = steps.next(), steps.next()
+    assert first.dtype == np.int32 and first.shape == (4, 2) and not np.array_equal(first, second)
+    assert np.array_equal(again.next(), first) and np.array_equal(again.next(), second)
 
 
 def test_batches_are_algoperf_dicts_and_back():
