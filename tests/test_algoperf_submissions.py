@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -205,6 +206,46 @@ def test_batches_are_algoperf_dicts_and_back():
         assert rt.native_batch(batch) is native
         rebuilt = rt.native_batch(dict(batch))
         assert rebuilt is graphs if native is graphs else all(a is b for a, b in zip(rebuilt, native, strict=True))
+
+
+def test_the_workload_objects_model_fn_and_loss_fn_are_algoperfs(algoperf_modules):
+    import torch.nn.functional as F
+
+    rt = algoperf_runtime()
+    with rt.algoperf_importable():
+        from algoperf import spec
+    model = torch.nn.Linear(3, 5)
+    task = SimpleNamespace(size=fakes.fake_info().sizes["tiny"], param_types=api.infer_param_types,
+                           outputs=lambda m, batch: api.Outputs(m(batch[0]), batch[1]))
+    workload = rt.Workload(task, model, 100, spec, "softmax")
+    assert workload.loss_type is spec.LossType.SOFTMAX_CROSS_ENTROPY and workload.step_hint == 100
+    assert workload.model_params_types == {"weight": spec.ParameterType.WEIGHT, "bias": spec.ParameterType.BIAS}
+    assert workload.param_shapes["weight"] == spec.ShapeTuple((5, 3)) and workload.metrics_logger is None
+    x, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 3, 4, 0])
+    logits, state = workload.model_fn(model, rt.as_batch((x, y)), None, spec.ForwardPassMode.TRAIN, None, True, 0.1)
+    smoothed = workload.loss_fn(y, logits, label_smoothing=0.1)
+    assert smoothed["summed"].item() == pytest.approx(F.cross_entropy(logits, y, label_smoothing=0.1, reduction="sum").item())
+    assert smoothed["n_valid_examples"].item() == 6 and smoothed["per_example"].shape == (6,)
+    mask = torch.tensor([1.0, 1, 1, 0, 0, 1])
+    masked = workload.loss_fn(y, logits, mask)
+    plain = F.cross_entropy(logits, y, reduction="none")
+    assert masked["n_valid_examples"].item() == 4 and masked["summed"].item() == pytest.approx(plain[mask.bool()].sum().item())
+    assert workload.loss_fn(y.reshape(2, 3), logits)["summed"].item() == pytest.approx(plain.sum().item())  # (B, T) labels
+    eval_logits, _ = workload.model_fn(model, rt.as_batch((x, y)), None, spec.ForwardPassMode.EVAL, None, False)
+    assert not eval_logits.requires_grad and not model.training
+    with pytest.raises(ValueError, match="cannot be updated during evaluation"):
+        workload.model_fn(model, rt.as_batch((x, y)), None, spec.ForwardPassMode.EVAL, None, True)
+
+
+def test_workload_hyperparameters_in_the_space_reach_the_module_and_the_record(tmp_path):
+    path = write(tmp_path / "withdropout.py", FUNCTIONS)
+    (tmp_path / "tuning_search_space.json").write_text(json.dumps({
+        "learning_rate": {"feasible_points": [0.01]}, "label_smoothing": {"feasible_points": [0.1, 0.2]},
+        "dropout_rate": {"feasible_points": [0.1]}}))
+    record, _ = run(tmp_path, path, steps=5)
+    info = record["submission"]["algoperf"]
+    assert info["hyperparameters"] == {"learning_rate": 0.01, "label_smoothing": 0.1, "dropout_rate": 0.1}
+    assert "dropout_rate=0.1 reaches model_fn, but the workload's dropout is fixed" in info["dropout_note"]
 
 
 # --------------------------------------------------------------------------- #
