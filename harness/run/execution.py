@@ -237,7 +237,10 @@ def _training_context(plan: RunPlan, machine: Machine, task, step_task, optimize
     )
     setup = optimizer_sub.hook("setup")
     if setup is not None:  # untimed, as AlgoPerf's init_optimizer_state
-        record["submission"].update(setup(ctx) or {})
+        notes = setup(ctx) or {}
+        record["optimizer"].update(notes)
+        if plan.asked is plan.optimizer:
+            record["submission"].update(notes)
     return ctx
 
 
