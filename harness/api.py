@@ -35,6 +35,8 @@ A submission is a plain Python module (or any object) with these names::
     def update(ctx: StepContext) -> torch.Tensor: ...                        # optional
     def prepare_for_eval(ctx: StepContext) -> None: ...                      # optional
     def prepare_for_train(ctx: StepContext) -> None: ...                     # optional
+    def setup(ctx: StepContext) -> dict | None: ...   # optional: once, untimed, before step 1;
+                                                      # a dict it returns joins the record's submission block
 
     # norm submissions
     SITES = ("conv", "node")                # the NormSite values it supports
@@ -434,7 +436,7 @@ class Task:
 class TrainingView:
     """The task as a submission sees it (``StepContext.task``): training only.
 
-    ``next_batch(step)``, ``loss(model, batch)``, ``param_types(model)``, and
+    ``next_batch(step)``, ``loss(model, batch)``, ``outputs(model, batch)``, ``param_types(model)``, and
     the ``size`` and ``device`` the run was given. No validation or test data
     and no ``evaluate``: evaluation is the harness's, untimed, and a
     submission that could call it could tune on held-out data. Anything else
@@ -446,7 +448,7 @@ class TrainingView:
     methods' owner).
     """
 
-    EXPOSED = ("next_batch", "loss", "param_types", "size", "device")
+    EXPOSED = ("next_batch", "loss", "outputs", "param_types", "size", "device")
     __slots__ = EXPOSED
 
     def __init__(self, task: Any) -> None:
@@ -492,6 +494,8 @@ class StepContext:
     extra: dict[str, Any] = field(default_factory=dict)  # submission's own state
     grad_clip: float | None = None  # the run's grad_clip: the largest global gradient norm
     clip_calls: int = 0  # clip_gradients() calls so far (the harness checks a custom update clips)
+    workload: str = ""  # the workload's name (AlgoPerf submissions ask their batch size by it)
+    seed: int = 0  # the run's seed for the submission (harness.common.seeding.derive_seed(seed, "submission"))
 
     def loss_fn(self) -> "torch.Tensor":
         return self.task.loss(self.model, self.batch)
@@ -524,7 +528,7 @@ def default_update(ctx: StepContext) -> "torch.Tensor":
 
 # Names a submission module may define; the registry checks them.
 OPTIMIZER_REQUIRED = ("DEFAULTS", "SEARCH_SPACE", "make_optimizer")
-OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train")
+OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train", "setup")
 NORM_REQUIRED = ("SITES", "make_norm")
 NORM_OPTIONAL = ("DEFAULTS", "SEARCH_SPACE", "transform_model")
 KINDS = ("optimizer", "norm")

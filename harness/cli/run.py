@@ -259,7 +259,7 @@ def _listing() -> dict[str, Any]:
             "source": str(plugin.source) if plugin.source else plugin.target,
             "distribution": plugin.distribution, "version": plugin.version,
             "description": meta.get("DESCRIPTION", ""), "paper": meta.get("PAPER", ""),
-            "sites": sites, "workloads": applies,
+            "sites": sites, "workloads": applies, "format": meta.get("FORMAT", "optbench"),
         })
     return {"workloads": workloads, "submissions": submissions, "name_clashes": registry.clashes}
 
@@ -302,7 +302,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         if s.get("sites"):
             where = f"sites {', '.join(s['sites'])} → {where or 'none'}"
         origin = s["origin"] if s["origin"] != "entry_point" else f"entry point ({s.get('distribution')} {s.get('version')})"
-        table.add_row(s["name"], s["kind"], origin, where, s.get("description", "") or s.get("error", ""))
+        kind = f"{s['kind']} (AlgoPerf)" if s.get("format") == "algoperf" else s["kind"]
+        table.add_row(s["name"], kind, origin, where, s.get("description", "") or s.get("error", ""))
     console.print(table)
     for name, origins in listing["name_clashes"].items():
         err_console.print(f"[yellow]warning:[/] submission {name!r} is defined twice: {' and '.join(origins)}")

@@ -231,12 +231,20 @@ def _training_context(plan: RunPlan, machine: Machine, task, step_task, optimize
     model, record["distributed"]["batchnorm"] = distributed.wrap_model(model, machine.dist, machine.device, sync_bn)
     optimizer, schedule = build.build_optimizer(optimizer_sub, params, plan.hp_optimizer, plan.size.step_hint)
     torch.manual_seed(machine.seeds["submission"])
-    return api.StepContext(
+    ctx = api.StepContext(
         model=model, optimizer=optimizer, schedule=schedule, batch=None, step=0, hp=plan.hp_optimizer,
         step_hint=plan.size.step_hint,
         task=api.TrainingView(step_task),  # training only: no held-out data, no evaluate
         grad_clip=plan.hp_workload.get("grad_clip"),
+        workload=plan.workload.info.name, seed=machine.seeds["submission"],
     )
+    setup = optimizer_sub.hook("setup")
+    if setup is not None:  # untimed, as AlgoPerf's init_optimizer_state
+        notes = setup(ctx) or {}
+        record["optimizer"].update(notes)
+        if plan.asked is plan.optimizer:
+            record["submission"].update(notes)
+    return ctx
 
 
 def _record_failure(record: dict[str, Any], exc: BaseException, watchdog: Watchdog) -> None:

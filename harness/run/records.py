@@ -11,7 +11,9 @@ schema_version     1
 run_id             unique id of this run (directory name)
 experiment         grouping name (``--experiment``; default "runs")
 workload, size     e.g. "cifar", "tiny"
-submission         what the user asked for: {name, kind, origin, source, target, sha256, distribution, version}
+submission         what the user asked for: {name, kind, origin, source, target, sha256, distribution, version};
+                   an AlgoPerf module adds format "algoperf" and its setup's account, algoperf {spec, workload,
+                   batch_size, get_batch_size, batch_size_note, hyperparameters, dropout_note} (docs/algoperf.md)
 optimizer, norm    the plugins actually used (same fields)
 label              results/leaderboard name of the pairing: "lion", "groupnorm", "lion+groupnorm"
 hyperparameters    {"optimizer": {...}, "norm": {...}}; workload ones given (label_smoothing, grad_clip, ...) among the optimizer's
