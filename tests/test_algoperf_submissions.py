@@ -238,14 +238,27 @@ def test_the_workload_objects_model_fn_and_loss_fn_are_algoperfs(algoperf_module
 
 
 def test_workload_hyperparameters_in_the_space_reach_the_module_and_the_record(tmp_path):
-    path = write(tmp_path / "withdropout.py", FUNCTIONS)
+    path = write(tmp_path / "withsmoothing.py", FUNCTIONS)
     (tmp_path / "tuning_search_space.json").write_text(json.dumps({
         "learning_rate": {"feasible_points": [0.01]}, "label_smoothing": {"feasible_points": [0.1, 0.2]},
-        "dropout_rate": {"feasible_points": [0.1]}}))
+        "grad_clip": {"feasible_points": [1.0]}}))
     record, _ = run(tmp_path, path, steps=5)
     info = record["submission"]["algoperf"]
-    assert info["hyperparameters"] == {"learning_rate": 0.01, "label_smoothing": 0.1, "dropout_rate": 0.1}
-    assert "dropout_rate=0.1 reaches model_fn, but the workload's dropout is fixed" in info["dropout_note"]
+    # Label smoothing and clipping are the module's own (it passes them to loss_fn and clips itself).
+    assert info["hyperparameters"] == {"learning_rate": 0.01, "label_smoothing": 0.1, "grad_clip": 1.0}
+    assert record["status"] == "budget_exhausted", record.get("reason")
+
+
+def test_the_trials_dropout_builds_the_workloads_model_as_algoperfs_init_model_fn(tmp_path):
+    path = write(tmp_path / "withdropout.py", FUNCTIONS)
+    (tmp_path / "tuning_search_space.json").write_text(json.dumps({
+        "learning_rate": {"feasible_points": [0.01]}, "dropout_rate": {"feasible_points": [0.1]},
+        "label_smoothing": {"feasible_points": [0.1]}}))
+    plan = plan_run("gpt", str(path), size="tiny", output=tmp_path / "results")
+    assert dict(plan.hp_workload) == {"dropout_rate": 0.1}  # the module keeps label smoothing
+    assert plan.hp_optimizer["dropout_rate"] == 0.1  # and sees the dropout in its namedtuple, as in AlgoPerf
+    with pytest.raises(Exception, match="takes no dropout_rate"):
+        plan_run("fake", str(path), size="tiny", output=tmp_path / "results", registry=registry())
 
 
 # --------------------------------------------------------------------------- #

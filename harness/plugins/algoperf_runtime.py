@@ -17,8 +17,9 @@ AlgoPerf's ``submission_runner.py`` gives it:
 
 Differences from AlgoPerf, by design: ``eval_results`` stays empty (a
 submission never sees held-out metrics in optbench), the batch size is the
-workload's, ``dropout_rate`` reaches ``model_fn`` but the workload's dropout is
-fixed when its model is built, and a ``TrainingCompleteError`` ends the run as
+workload's, the trial's ``dropout_rate`` builds the workload's model (as
+AlgoPerf's ``init_model_fn``; ``model_fn``'s argument is not re-applied), and a
+``TrainingCompleteError`` ends the run as
 an error (optbench ends runs at the target or the budget).
 
 Where a real ``algoperf`` package is importable the module gets it; otherwise
@@ -494,8 +495,8 @@ class AlgoPerfState:
                 info["get_batch_size"] = None
                 info["batch_size_note"] = f"get_batch_size({name!r}) raised {_one_line(exc)}; the workload's batch size {used} is used"
         if self.hp is not None and "dropout_rate" in self.hp._fields:
-            info["dropout_note"] = (f"dropout_rate={self.hp.dropout_rate} reaches model_fn, but the workload's "
-                                    "dropout is fixed when its model is built")
+            info["dropout_note"] = (f"dropout_rate={self.hp.dropout_rate} built into the workload's model where it "
+                                    "takes dropout_rate (as AlgoPerf's init_model_fn); model_fn's argument is not re-applied")
         return info
 
 

@@ -65,9 +65,11 @@ class RunPlan:
 def config_deviations(config: Mapping[str, Any]) -> list[str]:
     """What in a composed config departs from the size's definition: budget,
     eval cadence, target. Each makes the run unofficial (``RunPlan.deviations_on``
-    adds the hardware pin, known only when the run starts)."""
+    adds the hardware pin, known only when the run starts). Diagnostics are one:
+    they add a gradient norm to every timed step."""
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
-    return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
+    found += [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
+    return found + (["diagnostics=true"] if diagnostics_settings(config) is not None else [])
 
 
 def default_size(entry: WorkloadEntry) -> str:
@@ -124,8 +126,6 @@ def plan_run(
                                 {"optimizer": taken})
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
-    if diagnostics_settings(config) is not None:  # diagnostics add a gradient norm to every timed step
-        deviations.append("diagnostics=true")
     budget = config["budget"]
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
@@ -133,9 +133,7 @@ def plan_run(
     size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
     every_steps, every_s = _cadence(config, size_spec)
 
-    label = asked.name
-    if asked.kind == "optimizer" and norm_plugin.name != info.default_norm:
-        label = f"{optimizer_plugin.name}+{norm_plugin.name}"
+    label = _label(info, asked, optimizer_plugin, norm_plugin)
     config["workload"] = {"name": info.name, "size": size_name}
     config["submission"] = {"optimizer": optimizer_plugin.name, "norm": norm_plugin.name, "asked": submission}
     multiplier = float(budget.get("multiplier") or 1.0)
@@ -160,8 +158,15 @@ def plan_run(
         budget_basis=basis,
         budget_multiplier=multiplier,
         budget_note=note,
-        hp_workload=_workload_values(config, taken),
+        hp_workload=_workload_values(config, taken, optimizer_plugin),
     )
+
+
+def _label(info: api.WorkloadInfo, asked: Plugin, optimizer: Plugin, norm: Plugin) -> str:
+    """The results sub-directory of an optimizer/norm pairing."""
+    if asked.kind == "optimizer" and norm.name != info.default_norm:
+        return f"{optimizer.name}+{norm.name}"
+    return asked.name
 
 
 def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[str, Mapping[str, Any]],
@@ -191,11 +196,11 @@ def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugi
     (those the workload takes and the optimizer does not call its own),
     refusing any that is asked for and that the workload does not take or the
     optimizer's own update refuses."""
-    own = set(optimizer.meta.get("DEFAULTS") or {})
+    own = set(optimizer.meta.get("DEFAULTS") or {}) - set(_model_defaults(optimizer))
     taken = tuple(n for n in info.takes() if n not in own)
     asked = [o.split("=", 1)[0].lstrip("+~").partition(".")[2] for o in overrides
              if "=" in o and o.lstrip("+~").startswith("optimizer.")]
-    for name in [*asked, *(given.get("optimizer") or {})]:
+    for name in [*asked, *(given.get("optimizer") or {}), *_model_defaults(optimizer)]:
         if name not in api.WORKLOAD_HYPERPARAMETERS or name in own:
             continue
         if name not in taken:
@@ -207,9 +212,20 @@ def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugi
     return taken
 
 
-def _workload_values(config: Mapping[str, Any], taken: tuple[str, ...]) -> api.Hyperparameters:
+def _model_defaults(optimizer: Plugin) -> dict[str, Any]:
+    """An AlgoPerf module's dropout rates at its run point: AlgoPerf builds the
+    model with the trial's dropout (``init_model_fn``), so the workload takes
+    them. Label smoothing and clipping stay the module's own: it passes them to
+    ``loss_fn`` and clips itself."""
+    if optimizer.meta.get("FORMAT") != "algoperf":
+        return {}
+    return {n: v for n, v in (optimizer.meta.get("DEFAULTS") or {}).items() if n in ("dropout_rate", "aux_dropout_rate")}
+
+
+def _workload_values(config: Mapping[str, Any], taken: tuple[str, ...], optimizer: Plugin) -> api.Hyperparameters:
     """The workload hyperparameters given, their values checked."""
-    values = {n: v for n, v in (config.get("optimizer") or {}).items() if n in taken}
+    given = {**_model_defaults(optimizer), **(config.get("optimizer") or {})}
+    values = {n: v for n, v in given.items() if n in taken}
     for name, value in values.items():
         problem = api.check_workload_hyperparameter(name, value)
         if problem:
