@@ -81,3 +81,8 @@ def test_every_tiny_task_trains_on_the_mean_of_its_outputs(workload, tmp_path):
     batch = task.next_batch(1)
     with torch.no_grad():
         assert torch.equal(task.loss(model, batch), mean_loss(task.outputs(model, batch)))
+
+
+def test_mse_per_example_loss_takes_one_dimensional_predictions():
+    out = Outputs(torch.tensor([1.0, -2.0]), torch.zeros(2), loss="mse")
+    assert per_example_loss(out).tolist() == [1.0, 4.0]

@@ -89,7 +89,7 @@ def per_example_loss(out: Outputs, label_smoothing: float = 0.0) -> torch.Tensor
         smoothed = smoothed_binary_targets(targets, label_smoothing)
         return F.binary_cross_entropy_with_logits(logits, smoothed, reduction="none")
     if out.loss == "mse":
-        return (logits - targets).pow(2).flatten(1).mean(dim=1)
+        return (logits - targets).pow(2).reshape(logits.shape[0], -1).mean(dim=1)
     raise ValueError(f"unknown loss {out.loss!r} (have: {', '.join(OUTPUT_LOSSES)})")
 
 
