@@ -323,6 +323,11 @@ class Task:
     device), ``build_model`` (untimed), then per step ``next_batch`` and
     ``loss`` (timed), and ``evaluate`` at eval boundaries (untimed, under
     ``torch.no_grad()`` with the model in eval mode).
+
+    A workload whose data must be downloaded may take ``synthetic=True`` as a
+    keyword of ``__init__`` (``bench run --synthetic-data``): random inputs of
+    the real shapes and dtypes instead of the dataset, made once on the device
+    (harness/common/synthetic.py); the harness passes it only when asked.
     """
 
     #: sha256 naming the exact data loaded (``harness.common.datacache.arrays_digest``

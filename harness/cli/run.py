@@ -69,7 +69,8 @@ def _banner(plan, size_was_default: bool) -> None:
     console.print(
         f"[bold]optbench[/] · workload [cyan]{info.name}[/] size [cyan]{size.name}[/]{why}\n"
         f"  optimizer [green]{plan.optimizer.name}[/] ({plan.optimizer.origin}) · norm [green]{plan.norm.name}[/] ({plan.norm.origin}) · seed {plan.seed}\n"
-        f"  target validation/{target.metric} {sign} {target.validation:g} · budget {_planned_budget(plan)}"
+        + ("  no target (synthetic data)" if plan.synthetic else f"  target validation/{target.metric} {sign} {target.validation:g}")
+        + f" · budget {_planned_budget(plan)}"
         + (f" or {plan.max_steps} steps" if plan.max_steps else "")
         + (f" · [yellow]unofficial: {', '.join(plan.deviations)}[/]" if plan.deviations else ""),
         highlight=False,
@@ -157,13 +158,14 @@ def run(
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
     experiment: str = typer.Option("runs", "--experiment", help="Results sub-directory grouping runs."),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Data-parallel processes on this machine: launches torchrun (DDP; one GPU each, or gloo on CPU). The workload's batch is split across them."),
+    synthetic_data: bool = typer.Option(False, "--synthetic-data", help="Random inputs of the real shapes, made on the device: step time, memory and MFU of a full size with no dataset (unofficial, no target; docs/gpu.md). Same as data.synthetic=true."),
     wandb: bool = typer.Option(False, "--wandb", help="Track the run in Weights & Biases (offline into the run directory when no API key); same as logging.wandb=true."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value, e.g. optimizer.lr=3e-3 budget.max_steps=200."),
 ) -> None:
     """Train one submission on one workload and time it to the target."""
     import os
 
-    overrides = [*(overrides or []), *(["logging.wandb=true"] if wandb else [])]
+    overrides = [*(overrides or []), *(["logging.wandb=true"] if wandb else []), *(["data.synthetic=true"] if synthetic_data else [])]
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
     with user_errors():
         from harness.run import execute, plan_run

@@ -189,8 +189,8 @@ def _load(plan: RunPlan, machine: Machine):
 
     optimizer_sub = plan.optimizer.load()
     norm_sub = plan.norm.load()
-    task_cls = build.import_task(plan.workload.info.task)
-    task: api.Task = task_cls(plan.size, machine.device, build.resolve_data_dir(plan.config), machine.seeds["data"])
+    task = build.make_task(plan.workload.info.task, plan.size, machine.device, build.resolve_data_dir(plan.config),
+                           machine.seeds["data"], synthetic=plan.synthetic)
     machine.fingerprint["distributed"] = distributed.describe_devices(machine.dist, machine.device)
     return optimizer_sub, norm_sub, task
 

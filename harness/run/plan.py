@@ -49,6 +49,12 @@ class RunPlan:
     def seed(self) -> int:
         return int(self.config["seed"])
 
+    @property
+    def synthetic(self) -> bool:
+        """Random inputs of the real shapes instead of the dataset (``data.synthetic``):
+        a measurement of step time, memory and MFU, with no target (docs/gpu.md)."""
+        return bool((self.config.get("data") or {}).get("synthetic"))
+
     def deviations_on(self, hardware_id: str | None) -> list[str]:
         """The run's deviations once it knows its hardware class: the plan's,
         and a class other than the pinned one (its seconds are another machine's)."""
@@ -63,6 +69,7 @@ def config_deviations(config: Mapping[str, Any]) -> list[str]:
     eval cadence, target. Each makes the run unofficial (``RunPlan.deviations_on``
     adds the hardware pin, known only when the run starts)."""
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    found += ["data.synthetic=true"] if (config.get("data") or {}).get("synthetic") else []
     return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
 
 
@@ -122,6 +129,9 @@ def plan_run(
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
     size_spec = _with_target_overrides(size_spec, config.get("target") or {})
+    if config.get("batch_size") is not None:
+        size_spec = _with_batch_size(size_spec, config["batch_size"], deviations)
+    _check_synthetic(config, size_spec)
     every_steps, every_s = _cadence(config, size_spec)
 
     label = asked.name
@@ -225,6 +235,27 @@ def _with_target_overrides(size_spec: api.Size, target_override: Mapping[str, An
         validation=t.validation if validation is None else float(validation),
         test=t.test if test is None else float(test),
     ))
+
+
+def _with_batch_size(size_spec: api.Size, batch_size: Any, deviations: list[str]) -> api.Size:
+    """The size with the config's ``batch_size``: a deviation unless it is the size's own."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise UserInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size != size_spec.batch_size:
+        deviations.append(f"batch_size={batch_size}")
+    return replace(size_spec, batch_size=batch_size)
+
+
+def _check_synthetic(config: Mapping[str, Any], size_spec: api.Size) -> None:
+    """``data.synthetic`` is a boolean, and only for the GPU sizes: a tiny size's
+    data ships with optbench or is generated, so there is nothing to stand in for."""
+    synthetic = (config.get("data") or {}).get("synthetic")
+    if not isinstance(synthetic, bool):
+        raise UserInputError(f"data.synthetic must be true or false, got {synthetic!r}")
+    if synthetic and size_spec.device != "cuda":
+        raise UserInputError(
+            f"data.synthetic=true (--synthetic-data) is for the GPU sizes (full): size {size_spec.name!r} "
+            "needs no download, its data ships with optbench or is generated")
 
 
 def _cadence(config: Mapping[str, Any], size_spec: api.Size) -> tuple[int | None, float | None]:
