@@ -227,6 +227,8 @@ def _training_context(plan: RunPlan, machine: Machine, task, step_task, optimize
     params = typed_parameters(model, task.param_types(model))
     sync_bn = bool((plan.config.get("distributed") or {}).get("sync_batchnorm", False))
     model, record["distributed"]["batchnorm"] = distributed.wrap_model(model, machine.dist, machine.device, sync_bn)
+    if plan.config.get("compile"):  # after typing the parameters: compiling renames them, not the tensors
+        model = torch.compile(model)
     optimizer, schedule = build.build_optimizer(optimizer_sub, params, plan.hp_optimizer, plan.size.step_hint)
     torch.manual_seed(machine.seeds["submission"])
     return api.StepContext(

@@ -70,6 +70,7 @@ def config_deviations(config: Mapping[str, Any]) -> list[str]:
     adds the hardware pin, known only when the run starts)."""
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
     found += ["data.synthetic=true"] if (config.get("data") or {}).get("synthetic") else []
+    found += ["compile=true"] if config.get("compile") else []
     return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
 
 

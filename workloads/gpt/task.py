@@ -66,6 +66,9 @@ SETTINGS = {
 }
 
 
+GPT2_TOKENS = 50257  # GPT-2's BPE vocabulary; the model pads its table to 50304
+
+
 class GPTTask(Task):
     def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int, *, synthetic: bool = False) -> None:
         super().__init__(size, device, Path(data_dir), seed)
@@ -110,8 +113,8 @@ class GPTTask(Task):
         train_real = s.train_tokens or len(data.tiny_splits()["train"])
         train = synthetic_data.count(train_real, device, self.size.batch_size * (self.block_size + 1))
         lengths = {"train": max(train, self.block_size + 2), "validation": eval_tokens}
-        return {name: synthetic_data.token_ids_int16(n, s.model.vocab_size, device, self.seed, name)
-                for name, n in lengths.items()}
+        vocab = min(s.model.vocab_size, GPT2_TOKENS)  # ids the tokenizer emits, not the padded table's rows
+        return {name: synthetic_data.token_ids_int16(n, vocab, device, self.seed, name) for name, n in lengths.items()}
 
     def _ids(self, t: torch.Tensor) -> torch.Tensor:
         return (t.long() & 0xFFFF) if self._wide else t
