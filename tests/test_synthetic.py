@@ -114,6 +114,11 @@ def test_batch_size_replaces_the_sizes_batch_and_is_a_deviation_unless_equal():
             plan_run("cifar", size="tiny", overrides=[bad])
 
 
+def test_compile_is_a_deviation():
+    assert plan_run("cifar", size="tiny", overrides=["compile=true"]).deviations == ["compile=true"]
+    assert plan_run("cifar", size="tiny").deviations == []
+
+
 def test_synthetic_data_is_refused_for_a_tiny_size_and_must_be_a_boolean():
     with pytest.raises(UserInputError, match="for the GPU sizes"):
         plan_run("cifar", size="tiny", overrides=["data.synthetic=true"])

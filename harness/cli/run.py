@@ -122,7 +122,8 @@ def _summary(result, size) -> None:
     if contended:
         table.add_row("timing", f"[yellow]{contended}: kept, but unofficial[/]")
     ttt = rec["time_to_target_s"]
-    table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else "— (missed)")
+    missed = "— (synthetic data: no target)" if rec.get("synthetic") else "— (missed)"
+    table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else missed)
     table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")
     target = rec.get("target") or {}
     if target.get("test_value") is not None:  # reported beside the time, as AlgoPerf: it never decides reached

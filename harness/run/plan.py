@@ -251,7 +251,7 @@ def _check_synthetic(config: Mapping[str, Any], size_spec: api.Size) -> None:
     """``data.synthetic`` is a boolean, and only for the GPU sizes: a tiny size's
     data ships with optbench or is generated, so there is nothing to stand in for."""
     synthetic = (config.get("data") or {}).get("synthetic")
-    if not isinstance(synthetic, bool):
+    if synthetic is not None and not isinstance(synthetic, bool):
         raise UserInputError(f"data.synthetic must be true or false, got {synthetic!r}")
     if synthetic and size_spec.device != "cuda":
         raise UserInputError(
