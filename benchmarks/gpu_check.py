@@ -19,9 +19,10 @@ end, so the table shows:
 * peak device memory (``torch.cuda.max_memory_allocated``), the seconds of one
   evaluation (the mean of the two) and of set-up.
 
-It is sized for one H100 in under 8 minutes: rows run eager first and the
-compiled ones last, and a row that would start after ``--budget-s`` seconds
-is skipped and says so. The output ends with ``name=value`` lines, one per
+It is sized for one H100 in under 8 minutes: every size's baseline runs first,
+then muon's and shampoo's rows, the compiled ones last, and a row that would end
+after ``--budget-s`` seconds (judged by the size's previous row, else the mean
+row) is skipped and says so. The output ends with ``name=value`` lines, one per
 figure (``gpu_check.<workload>.<submission>[.compile].<figure>=<value>``).
 
 Without a CUDA device it prints one line and exits with status 2: it measured
@@ -80,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--submissions", default=",".join(SUBMISSIONS),
                         help="optimizers, comma-separated; 'baseline' is each workload's default optimizer")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
-    parser.add_argument("--budget-s", type=float, default=480.0, help="start no row after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=480.0, help="skip a row that would end after this many seconds")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (a dry run of the script)")
     parser.add_argument("--batch-size", type=int, default=None, help="override every size's batch (dry runs)")
     parser.add_argument("--output", default=None, help="results root for the records (default: a temporary directory)")
@@ -96,8 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def planned_rows(args: argparse.Namespace) -> list[Row]:
-    """Every workload's eager rows first, then the compiled baselines (dropped first when time runs out)."""
-    rows = [Row(w, s) for w in args.sizes for s in args.submissions]
+    """Submission by submission, every size's eager row (each size's baseline comes
+    first), then the compiled baselines: what time runs out on is the least needed."""
+    rows = [Row(w, s) for s in args.submissions for w in args.sizes]
     if args.compile:
         rows += [Row(w, "baseline", compiled=True) for w in args.sizes if w not in NOT_COMPILED]
     return rows
@@ -202,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     t0, rows = time.perf_counter(), planned_rows(args)
     last_wall: dict[str, float] = {}
     for row in rows:
-        projected = time.perf_counter() - t0 + last_wall.get(row.workload, 0.0)
+        # This size's last row, else the mean row so far, says how long this one takes.
+        guess = last_wall.get(row.workload, sum(last_wall.values()) / max(1, len(last_wall)))
+        projected = time.perf_counter() - t0 + guess
         if projected > args.budget_s:
             row.status, row.reason = "skipped", f"would end past --budget-s {args.budget_s:g}"
             continue

@@ -37,10 +37,10 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_2():
     assert len(lines) == 1 and "no CUDA device" in lines[0] and not out.stderr.strip()
 
 
-def test_rows_run_eager_first_then_the_compiled_baselines_gnn_not_compiled(gpu_check):
+def test_rows_run_baselines_first_then_the_others_then_compiled_gnn_never(gpu_check):
     args = gpu_check.parse_args(["--sizes", "cifar,gnn", "--submissions", "baseline,muon"])
     keys = [r.key for r in gpu_check.planned_rows(args)]
-    assert keys == ["gpu_check.cifar.baseline", "gpu_check.cifar.muon", "gpu_check.gnn.baseline",
+    assert keys == ["gpu_check.cifar.baseline", "gpu_check.gnn.baseline", "gpu_check.cifar.muon",
                     "gpu_check.gnn.muon", "gpu_check.cifar.baseline.compile"]
     assert [r.key for r in gpu_check.planned_rows(gpu_check.parse_args(["--no-compile"]))][-1] == \
         "gpu_check.grokking.shampoo"
@@ -74,6 +74,15 @@ def test_a_row_reads_its_figures_from_the_record_and_prints_them(gpu_check):
     lines = gpu_check.name_values([row])
     assert "gpu_check.gpt.baseline.s_per_step=0.1" in lines and "gpu_check.gpt.baseline.mfu=0.4123" in lines
     assert all("=" in line and " " not in line for line in lines)
+
+
+def test_rows_past_the_time_budget_are_skipped_and_say_so(tmp_path):
+    out = _run("--device", "cpu", "--sizes", "cifar", "--submissions", "baseline,muon", "--budget-s", "0",
+               "--output", str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "gpu_check.cifar.muon.status=skipped" in out.stdout.splitlines()
+    assert "skipped: would end past --budget-s 0" in out.stdout
+    assert not list(tmp_path.rglob("run.json"))
 
 
 @pytest.mark.slow  # ~35 s here: a full-size model's set-up, two steps and two evaluations
