@@ -51,7 +51,8 @@ class _RichObserver:
         target = self.plan.size.target
         key = f"validation/{target.metric}"
         value = row.get(key)
-        text = f"{key} {value:.4f} (target {target.sign} {target.validation:g})" if value is not None else ""
+        goal = "no target: synthetic data" if self.plan.synthetic else f"target {target.sign} {target.validation:g}"
+        text = f"{key} {value:.4f} ({goal})" if value is not None else ""
         self.progress.update(self.task_id, completed=min(row["timed_s"], self.plan.max_runtime_s), step=row["step"], metric=text)
         self.progress.refresh()
 
