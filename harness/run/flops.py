@@ -194,6 +194,8 @@ def cache_key(plan, device) -> str:
         "workload": plan.workload.info.name, "workload_code": _task_package_sha(plan.workload.info.task),
         "size": {k: getattr(size, k) for k in ("name", "dataset", "model", "batch_size")},
         "norm": plan.norm.sha256, "norm_name": plan.norm.name, "hp_norm": dict(plan.hp_norm),
+        # Synthetic graphs are not ogbg's: a count on them is kept apart (others' keys unchanged).
+        **({"synthetic": True} if plan.synthetic else {}),
     }, length=24)
 
 
@@ -210,14 +212,15 @@ def _count_plan(plan, device, data_dir: Path) -> dict[str, Any]:
 
     from harness import api
     from harness.common.seeding import derive_seed
-    from harness.run.build import build_model, import_task
+    from harness.run.build import build_model, make_task
 
     py_state, np_state = random.getstate(), np.random.get_state()
     devices = [device] if torch.device(device).type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(derive_seed("flops", plan.workload.info.name, plan.size.name))
-            task = import_task(plan.workload.info.task)(plan.size, device, data_dir, derive_seed(0, "data"))
+            task = make_task(plan.workload.info.task, plan.size, device, data_dir, derive_seed(0, "data"),
+                             synthetic=plan.synthetic)
             model = build_model(task, plan.norm.load(), api.Hyperparameters(dict(plan.hp_norm)), device)
             counted = count_step(task, model, task.next_batch(0))
             del task, model

@@ -53,6 +53,12 @@ class RunPlan:
     def seed(self) -> int:
         return int(self.config["seed"])
 
+    @property
+    def synthetic(self) -> bool:
+        """Random inputs of the real shapes instead of the dataset (``data.synthetic``):
+        a measurement of step time, memory and MFU, with no target (docs/gpu.md)."""
+        return bool((self.config.get("data") or {}).get("synthetic"))
+
     def deviations_on(self, hardware_id: str | None) -> list[str]:
         """The run's deviations once it knows its hardware class: the plan's,
         and a class other than the pinned one (its seconds are another machine's)."""
@@ -68,6 +74,8 @@ def config_deviations(config: Mapping[str, Any]) -> list[str]:
     adds the hardware pin, known only when the run starts). Diagnostics are one:
     they add a gradient norm to every timed step."""
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    found += ["data.synthetic=true"] if (config.get("data") or {}).get("synthetic") else []
+    found += ["compile=true"] if config.get("compile") else []
     found += [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
     return found + (["diagnostics=true"] if diagnostics_settings(config) is not None else [])
 
@@ -131,6 +139,7 @@ def plan_run(
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
     size_spec = _with_target_overrides(size_spec, config.get("target") or {})
     size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
+    _check_synthetic(config, size_spec)
     every_steps, every_s = _cadence(config, size_spec)
 
     label = _label(info, asked, optimizer_plugin, norm_plugin)
@@ -300,6 +309,18 @@ def _with_batch_size(size_spec: api.Size, batch_size: Any, deviations: list[str]
     if batch_size == size_spec.batch_size:
         return size_spec, deviations
     return replace(size_spec, batch_size=batch_size), [*deviations, f"batch_size={batch_size}"]
+
+
+def _check_synthetic(config: Mapping[str, Any], size_spec: api.Size) -> None:
+    """``data.synthetic`` is a boolean, and only for the GPU sizes: a tiny size's
+    data ships with optbench or is generated, so there is nothing to stand in for."""
+    synthetic = (config.get("data") or {}).get("synthetic")
+    if synthetic is not None and not isinstance(synthetic, bool):
+        raise UserInputError(f"data.synthetic must be true or false, got {synthetic!r}")
+    if synthetic and size_spec.device != "cuda":
+        raise UserInputError(
+            f"data.synthetic=true (--synthetic-data) is for the GPU sizes (full): size {size_spec.name!r} "
+            "needs no download, its data ships with optbench or is generated")
 
 
 def _cadence(config: Mapping[str, Any], size_spec: api.Size) -> tuple[int | None, float | None]:
