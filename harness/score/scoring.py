@@ -961,7 +961,7 @@ def _scoring_trials(trials: pd.DataFrame, allow_mixed_hardware: bool, normalize:
     to in its hardware_id and the seconds it is scored by; the warnings about
     rows that cannot be normalised)."""
     # A synthetic run has no target to be timed to: listed as left out, never scored.
-    scoring_trials = trials[~trials["synthetic"]].copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
+    scoring_trials = trials[~trials["synthetic"].astype(bool)].copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
     notes: list[str] = []
     if allow_mixed_hardware:
         scoring_trials["hardware_id"] = MIXED
