@@ -190,7 +190,10 @@ def _load(plan: RunPlan, machine: Machine):
     optimizer_sub = plan.optimizer.load()
     norm_sub = plan.norm.load()
     task_cls = build.import_task(plan.workload.info.task)
-    task: api.Task = task_cls(plan.size, machine.device, build.resolve_data_dir(plan.config), machine.seeds["data"])
+    # Settings only for a variant: a task without variants need not take them.
+    settings = {"settings": plan.variant_settings} if plan.variant else {}
+    task: api.Task = task_cls(plan.size, machine.device, build.resolve_data_dir(plan.config), machine.seeds["data"],
+                              **settings)
     machine.fingerprint["distributed"] = distributed.describe_devices(machine.dist, machine.device)
     return optimizer_sub, norm_sub, task
 
@@ -202,7 +205,7 @@ def _run_dir(plan: RunPlan, machine: Machine, run_dir: Path | None) -> Path:
         return Path(machine.dist.from_main(None))
     if run_dir is None:
         run_dir = records.make_run_dir(
-            Path(config["output"]), config["experiment"], f"{plan.workload.info.name}-{plan.size.name}", plan.label,
+            Path(config["output"]), config["experiment"], plan.workload_dir, plan.label,
             run_name=f"{time.strftime('%Y%m%d-%H%M%S')}-s{plan.seed}",
         )
     else:

@@ -44,6 +44,17 @@ class RunPlan:
     budget_basis: str = "fixed"
     budget_multiplier: float = 1.0
     budget_note: str = ""  # why a tiny size's budget did not travel, for the record
+    # A workload variant (api.WorkloadInfo.variants): its canonical name and the
+    # settings the task is built with; None and {} train the workload itself.
+    variant: str | None = None
+    variant_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def workload_dir(self) -> str:
+        """The results directory of the workload size: ``gpt-tiny``, a variant's
+        ``gpt-tiny+qk_norm``, so variant runs never sit with the base's."""
+        base = f"{self.workload.info.name}-{self.size.name}"
+        return f"{base}+{self.variant}" if self.variant else base
 
     @property
     def seed(self) -> int:
@@ -90,6 +101,7 @@ def plan_run(
     hyperparameters: Mapping[str, Mapping[str, Any]] | None = None,
     ruleset_multiplier: float | None = None,
     pinned_hardware_id: str | None = None,
+    variant: str | None = None,
     registry: Registry | None = None,
 ) -> RunPlan:
     """Resolve names and compose the config; raise UserInputError on bad input.
@@ -102,6 +114,7 @@ def plan_run(
     ``hyperparameters`` ({"optimizer": {...}, "norm": {...}}, applied over the
     overrides), a ruleset's budget multiplier (``ruleset_multiplier``: the
     ruleset's rule, so not a deviation) and hardware pin (``pinned_hardware_id``).
+    ``variant`` (or the override ``variant=NAME``): a workload variant, :func:`_variant`.
     """
     registry = registry or Registry()
     entry = registry.workload(workload)
@@ -115,7 +128,9 @@ def plan_run(
 
     halves = {"optimizer": optimizer_plugin, "norm": norm_plugin}
     config, defaults = _compose(overrides, halves, hyperparameters or {},
-                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id})
+                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id,
+                                 "variant": variant})
+    variant_name, variant_settings = _variant(info, config)
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
     budget = config["budget"]
@@ -151,6 +166,7 @@ def plan_run(
         budget_basis=basis,
         budget_multiplier=multiplier,
         budget_note=note,
+        variant=variant_name, variant_settings=variant_settings,
     )
 
 
@@ -168,6 +184,18 @@ def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[s
             config[key] = str(value) if key == "output" else value
     _apply_hyperparameters(config, hyperparameters, defaults, spaces, aliases)
     return config, defaults
+
+
+def _variant(info: api.WorkloadInfo, config: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(name, settings) of the config's workload variant, ``a+b`` for several
+    (api.WorkloadInfo.resolve_variant), the config left naming it canonically;
+    (None, {}) for the workload itself. A variant is not a deviation: it is a
+    workload of its own on the boards, with its base size's target and budget."""
+    if not config.get("variant"):
+        return None, {}
+    name, settings = info.resolve_variant(config["variant"])
+    config["variant"] = name
+    return name, settings
 
 
 def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None, norm: str | None):

@@ -57,6 +57,7 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     bias: bool = True  # biases in Linear layers, as GPT-2
+    qk_norm: bool = False  # LayerNorm on each head's queries and keys (the gpt variant qk_norm)
 
 
 GPT2_SMALL = GPTConfig()
@@ -69,6 +70,13 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        # qk-layernorm (Dehghani et al. 2023, Wortsman et al. 2023): queries and
+        # keys normalized over each head's features, one LayerNorm shared by the
+        # heads, so attention logits cannot grow with the weights. Always a
+        # LayerNorm, not the norm factory's layer: the variant is the same
+        # model under every norm submission.
+        self.q_norm = nn.LayerNorm(config.n_embd // config.n_head, bias=config.bias) if config.qk_norm else None
+        self.k_norm = nn.LayerNorm(config.n_embd // config.n_head, bias=config.bias) if config.qk_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -77,6 +85,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         # Fused kernel (flash attention on GPUs); is_causal masks the future.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
