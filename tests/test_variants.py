@@ -139,6 +139,8 @@ def test_bench_list_shows_the_variants():
     assert listed[("gpt", "tiny")] == {"qk_norm": {"model.qk_norm": True}, "z_loss": {"loss.z_loss": 1e-4}}
     assert listed[("grokking", "tiny")] == {"stablemax": {"loss": "stablemax"}, "float64": {"dtype": "float64"}}
     assert listed[("cifar", "tiny")] == {}
+    shown = _bench("show", "gpt", "--json")
+    assert json.loads(shown.stdout)["variants"] == listed[("gpt", "tiny")]
 
 
 # --------------------------------------------------------------------------- #
