@@ -35,11 +35,18 @@ A submission is a plain Python module (or any object) with these names::
     def update(ctx: StepContext) -> torch.Tensor: ...                        # optional
     def prepare_for_eval(ctx: StepContext) -> None: ...                      # optional
     def prepare_for_train(ctx: StepContext) -> None: ...                     # optional
+    def setup(ctx: StepContext) -> dict | None: ...   # optional: once, untimed, before step 1;
+                                                      # a dict it returns joins the record's submission block
 
     # norm submissions
     SITES = ("conv", "node")                # the NormSite values it supports
     def make_norm(site: str, num_features: int, hp: Hyperparameters) -> nn.Module: ...
     def transform_model(model, hp) -> nn.Module: ...                         # optional
+
+An optimizer whose own ``update`` cannot honour a workload hyperparameter
+(:data:`WORKLOAD_HYPERPARAMETERS`; ``grad_clip`` is the one a step applies)
+says so with a literal ``REFUSES = {"grad_clip": "why"}``, and a run that sets
+it is refused before it starts.
 
 A norm layer that also applies the nonlinearity (EvoNorm) says so on the
 module it returns; a ``transform_model`` may use the residual-block hooks that
@@ -51,7 +58,11 @@ must be literals: optbench reads them without importing the module.
 
 Search spaces use AlgoPerf's ``tuning_search_space.json`` format: each
 hyperparameter is ``{"min": a, "max": b, "scaling": "log" | "linear"}`` or
-``{"feasible_points": [...]}``.
+``{"feasible_points": [...]}``. AlgoPerf's workload-side names
+(``label_smoothing``, ``dropout_rate``, ``aux_dropout_rate``, ``grad_clip``:
+:data:`WORKLOAD_HYPERPARAMETERS`) sit among the optimizer's hyperparameters,
+as in AlgoPerf's files; the harness hands them to the workload
+(:attr:`Task.hyperparameters`) or applies them in the step (``grad_clip``).
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -217,6 +229,9 @@ class WorkloadInfo:
     default_optimizer: str
     task: str
     prepare: str | None = None
+    #: The names of :data:`WORKLOAD_HYPERPARAMETERS` this workload implements
+    #: (``grad_clip`` is the step's, taken by every workload: :meth:`takes`).
+    hyperparameters: tuple[str, ...] = ()
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def resolve_variant(self, name: str) -> tuple[str, dict[str, Any]]:
@@ -241,6 +256,16 @@ class WorkloadInfo:
                     raise UserInputError(f"variants of {name!r} disagree on {key}: {settings[key]!r} and {value!r}")
                 settings[key] = value
         return "+".join(parts), settings
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.hyperparameters if n not in WORKLOAD_HYPERPARAMETERS or n in STEP_HYPERPARAMETERS]
+        if unknown:
+            raise ValueError(f"workload {self.name!r}: hyperparameters {unknown} are not among "
+                             f"{[n for n in WORKLOAD_HYPERPARAMETERS if n not in STEP_HYPERPARAMETERS]}")
+
+    def takes(self) -> tuple[str, ...]:
+        """Every workload hyperparameter a run of this workload accepts."""
+        return (*self.hyperparameters, *STEP_HYPERPARAMETERS)
 
 
 # --------------------------------------------------------------------------- #
@@ -348,6 +373,33 @@ def norm_without_activation(layer: "nn.Module") -> "nn.Module":
 # --------------------------------------------------------------------------- #
 
 
+#: How :class:`Outputs` turn into a loss (harness/common/losses.py).
+OUTPUT_LOSSES = ("softmax", "stablemax", "sigmoid", "mse")
+
+
+@dataclass
+class Outputs:
+    """What a model produced on a batch, in the form its loss reads it
+    (``Task.outputs``): for code that needs more than the mean training loss,
+    such as AlgoPerf's ``loss_fn`` (per-example losses, label smoothing) and the
+    diagnostics (log Z, examples whose float32 loss is exactly 0).
+
+    * ``logits``: (N, C) float scores, one row per example: an image, a graph,
+      a token (a language model's (B, T, V) flattened to (B*T, V)); for
+      ``mse``, the prediction, any shape with N first.
+    * ``targets``: (N,) int64 class indices for ``softmax`` / ``stablemax``;
+      (N, C) float 0/1 labels for ``sigmoid``; the regression target for ``mse``.
+    * ``weights``: None, or 1/0 (or bool) per example ((N,)) or per label
+      ((N, C) for ``sigmoid``): padding and missing labels count 0.
+    * ``loss``: one of :data:`OUTPUT_LOSSES`.
+    """
+
+    logits: "torch.Tensor"
+    targets: "torch.Tensor"
+    weights: "torch.Tensor | None" = None
+    loss: str = "softmax"
+
+
 class Task:
     """One workload at one size, data loaded and ready.
 
@@ -355,7 +407,18 @@ class Task:
     device), ``build_model`` (untimed), then per step ``next_batch`` and
     ``loss`` (timed), and ``evaluate`` at eval boundaries (untimed, under
     ``torch.no_grad()`` with the model in eval mode).
+
+    ``hyperparameters`` holds the workload hyperparameters the run was given
+    (names the workload declares in ``WorkloadInfo.hyperparameters``, from
+    :data:`WORKLOAD_HYPERPARAMETERS`), set by the harness after ``__init__``
+    and before ``build_model``; a name that is absent means the workload as
+    it is (``self.hyperparameters.get("dropout_rate", <the size's own>)``).
+    Label smoothing belongs to the training ``loss`` only: ``evaluate``'s
+    losses stay unsmoothed, so targets mean the same with or without it.
     """
+
+    #: The run's workload hyperparameters (see above); empty unless given.
+    hyperparameters: Mapping[str, Any] = MappingProxyType({})
 
     #: sha256 naming the exact data loaded (``harness.common.datacache.arrays_digest``
     #: of generated arrays, or the checked archive's sha256); records carry it
@@ -390,6 +453,12 @@ class Task:
         """``{"validation/<metric>": v, "test/<metric>": v, ...}`` as floats."""
         raise NotImplementedError
 
+    def outputs(self, model: "nn.Module", batch: Any) -> Outputs:
+        """Optional: the model's :class:`Outputs` on ``batch``. A task that has
+        it computes ``loss`` as ``harness.common.losses.mean_loss`` of them, so
+        every reader of the outputs sees the loss the run trains on."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its model outputs")
+
 
 # --------------------------------------------------------------------------- #
 # What an optimizer submission sees at each step                               #
@@ -399,7 +468,7 @@ class Task:
 class TrainingView:
     """The task as a submission sees it (``StepContext.task``): training only.
 
-    ``next_batch(step)``, ``loss(model, batch)``, ``param_types(model)``, and
+    ``next_batch(step)``, ``loss(model, batch)``, ``outputs(model, batch)``, ``param_types(model)``, and
     the ``size`` and ``device`` the run was given. No validation or test data
     and no ``evaluate``: evaluation is the harness's, untimed, and a
     submission that could call it could tune on held-out data. Anything else
@@ -411,7 +480,7 @@ class TrainingView:
     methods' owner).
     """
 
-    EXPOSED = ("next_batch", "loss", "param_types", "size", "device")
+    EXPOSED = ("next_batch", "loss", "outputs", "param_types", "size", "device")
     __slots__ = EXPOSED
 
     def __init__(self, task: Any) -> None:
@@ -438,6 +507,12 @@ class StepContext:
     mean loss; call it as often as the algorithm needs (every call is timed).
     In a run, ``task`` is a :class:`TrainingView`: training batches and the
     loss, never validation or test data, never ``evaluate``.
+
+    ``clip_gradients()`` applies the run's ``grad_clip`` (a no-op without
+    one): a custom ``update`` calls it between ``backward()`` and the
+    optimizer's step, as :func:`default_update` does. A run with ``grad_clip``
+    whose ``update`` never calls it fails at its first evaluation, rather than
+    run unclipped; an ``update`` that cannot clip says so in ``REFUSES``.
     """
 
     model: "nn.Module"
@@ -449,16 +524,34 @@ class StepContext:
     step_hint: int
     task: "Task | TrainingView"
     extra: dict[str, Any] = field(default_factory=dict)  # submission's own state
+    grad_clip: float | None = None  # the run's grad_clip: the largest global gradient norm
+    clip_calls: int = 0  # clip_gradients() calls so far (the harness checks a custom update clips)
+    workload: str = ""  # the workload's name (AlgoPerf submissions ask their batch size by it)
+    seed: int = 0  # the run's seed for the submission (harness.common.seeding.derive_seed(seed, "submission"))
 
     def loss_fn(self) -> "torch.Tensor":
         return self.task.loss(self.model, self.batch)
 
+    def clip_gradients(self) -> "torch.Tensor | None":
+        """Scale the gradients so their global L2 norm (all parameters as one
+        vector) is at most ``grad_clip``; returns the norm before clipping, or
+        None when the run has no ``grad_clip``. No device sync: the scale is
+        computed and applied on the device."""
+        self.clip_calls += 1
+        if self.grad_clip is None:
+            return None
+        from torch.nn.utils import clip_grad_norm_
+
+        return clip_grad_norm_(self.model.parameters(), self.grad_clip)
+
 
 def default_update(ctx: StepContext) -> "torch.Tensor":
-    """The usual step: forward, backward, optimizer step, schedule step."""
+    """The usual step: forward, backward, gradient clipping (only with the
+    run's ``grad_clip``), optimizer step, schedule step."""
     ctx.optimizer.zero_grad(set_to_none=True)
     loss = ctx.loss_fn()
     loss.backward()
+    ctx.clip_gradients()
     ctx.optimizer.step()
     if ctx.schedule is not None:
         ctx.schedule.step()
@@ -467,7 +560,7 @@ def default_update(ctx: StepContext) -> "torch.Tensor":
 
 # Names a submission module may define; the registry checks them.
 OPTIMIZER_REQUIRED = ("DEFAULTS", "SEARCH_SPACE", "make_optimizer")
-OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train")
+OPTIMIZER_OPTIONAL = ("make_schedule", "update", "prepare_for_eval", "prepare_for_train", "setup")
 NORM_REQUIRED = ("SITES", "make_norm")
 NORM_OPTIONAL = ("DEFAULTS", "SEARCH_SPACE", "transform_model")
 KINDS = ("optimizer", "norm")
@@ -526,9 +619,32 @@ def infer_param_types(model: "nn.Module", head: str | None = None) -> dict[str, 
 #: ``ALIASES = {"their_name": "our_name"}``.
 ALGOPERF_NAMES = {"learning_rate": "lr", "warmup_factor": "warmup_fraction"}
 
-#: AlgoPerf's workload-side hyperparameters: optbench's workloads do not take
-#: them yet, so a search space naming them is refused, never silently ignored.
-ALGOPERF_WORKLOAD_HYPERPARAMETERS = ("label_smoothing", "dropout_rate", "aux_dropout_rate", "grad_clip")
+#: AlgoPerf's workload-side hyperparameters: name -> (what it does, the
+#: accepted values). They arrive among the optimizer's hyperparameters, as in
+#: AlgoPerf's tuning_search_space.json; a workload declares the ones it
+#: implements (``WorkloadInfo.hyperparameters``), the step applies
+#: ``grad_clip`` for every workload, and a run given one its workload does not
+#: take is refused, never silently ignored. Absent, each is off: the workload
+#: and the step exactly as without it.
+WORKLOAD_HYPERPARAMETERS = {
+    "label_smoothing": ("mixes the training targets with the uniform distribution (classification losses)", "in [0, 1)"),
+    "dropout_rate": ("dropout probability of the model's dropout sites", "in [0, 1)"),
+    "aux_dropout_rate": ("dropout probability of a second dropout site (attention weights)", "in [0, 1)"),
+    "grad_clip": ("largest global L2 norm of the gradient, clipped in the step", "> 0 (null: no clipping)"),
+}
+ALGOPERF_WORKLOAD_HYPERPARAMETERS = tuple(WORKLOAD_HYPERPARAMETERS)
+#: The ones the step applies, whatever the workload.
+STEP_HYPERPARAMETERS = ("grad_clip",)
+
+
+def check_workload_hyperparameter(name: str, value: Any) -> str | None:
+    """Why ``value`` is not a valid ``name`` (one of WORKLOAD_HYPERPARAMETERS), or None."""
+    if name == "grad_clip" and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{name} must be a number {WORKLOAD_HYPERPARAMETERS[name][1]}, got {value!r}"
+    ok = value > 0 if name == "grad_clip" else 0 <= value < 1
+    return None if ok else f"{name} must be a number {WORKLOAD_HYPERPARAMETERS[name][1]}, got {value!r}"
 
 
 def canonical_name(name: str, accepted: Any, aliases: Mapping[str, str] | None = None) -> str:
@@ -546,9 +662,9 @@ def unknown_hyperparameter(section: str, name: str, accepted: Any) -> str:
     """Why ``name`` is refused, with the closest names (or what AlgoPerf means by it)."""
     from harness.errors import did_you_mean
 
-    if name in ALGOPERF_WORKLOAD_HYPERPARAMETERS:
-        return (f"{name!r} is one of AlgoPerf's workload hyperparameters, which optbench's workloads do not "
-                "take yet (issue 17): leave it out of the search space or the overrides")
+    if name in WORKLOAD_HYPERPARAMETERS:
+        return (f"{name!r} is a workload hyperparameter (AlgoPerf's), given among the optimizer's: "
+                f"optimizer.{name}=..., or a bare {name} in a search space")
     return f"unknown {section} hyperparameter {name!r}; {did_you_mean(name, list(accepted))}"
 
 

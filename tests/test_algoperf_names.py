@@ -1,8 +1,8 @@
 """AlgoPerf's hyperparameter names drive optbench's built-ins (issue 17, first part):
 ``learning_rate`` is ``lr`` and ``warmup_factor`` is ``warmup_fraction`` wherever a
 submission takes the latter; a submission may declare more with ``ALIASES``.
-AlgoPerf's workload hyperparameters, which optbench's workloads do not take yet,
-are refused with a line saying so, never ignored."""
+AlgoPerf's workload hyperparameters go to the workloads that take them and are
+refused, naming those, by the others: never ignored."""
 
 from __future__ import annotations
 
@@ -53,11 +53,12 @@ def test_algoperfs_nadamw_search_space_drives_bench_tune_unchanged(tmp_path):
         assert hp["lr"] == trial.point["optimizer"]["learning_rate"]
 
 
-@pytest.mark.parametrize("name", ["label_smoothing", "dropout_rate"])
-def test_algoperfs_workload_hyperparameters_are_refused_with_the_reason(tmp_path, name):
+def test_algoperfs_workload_hyperparameters_are_taken_where_the_workload_does(tmp_path):
+    # tests/test_workload_hyperparameters.py tests what each does
     path = tmp_path / "space.json"
-    path.write_text(json.dumps({**NADAMW_SPACE, name: {"feasible_points": [0.1]}}))
-    with pytest.raises(UserInputError, match=f"'{name}' is one of AlgoPerf's workload hyperparameters"):
+    path.write_text(json.dumps({**NADAMW_SPACE, "label_smoothing": {"feasible_points": [0.1]},
+                                "dropout_rate": {"feasible_points": [0.1]}}))
+    sweep = plan_sweep("gnn", "nadamw", size="tiny", studies=1, trials=1, search_space=str(path), output=tmp_path / "r")
+    assert sweep.trials[0].plan.hp_workload == {"label_smoothing": 0.1, "dropout_rate": 0.1}
+    with pytest.raises(UserInputError, match="^cifar takes no dropout_rate; workloads that do: diffusion, gnn, gpt$"):
         plan_sweep("cifar", "nadamw", size="tiny", studies=1, trials=1, search_space=str(path), output=tmp_path / "r")
-    with pytest.raises(UserInputError, match="workload hyperparameters, which optbench's workloads do not take yet"):
-        plan_run("cifar", "nadamw", size="tiny", output=tmp_path, overrides=[f"optimizer.{name}=0.1"])

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from harness.api import ParamType
+from harness.errors import UserInputError
 from workloads.grokking import FULL, TINY, WORKLOAD, data, losses
 from workloads.grokking.model import GrokMLP, MLPConfig
 from workloads.grokking.task import DEFAULT_SETTINGS, GrokkingTask
@@ -245,5 +246,5 @@ def test_full_size_builds_on_cpu():
     assert sum(p.numel() for p in model.parameters()) == 1_315_185
     with torch.no_grad():
         assert model(task.train_x[:4]).shape == (4, 113)
-    with pytest.raises(ValueError, match="full batch"):
+    with pytest.raises(UserInputError, match="full batch"):
         GrokkingTask(dataclasses.replace(TINY, batch_size=512), CPU, Path("/x"), seed=0)

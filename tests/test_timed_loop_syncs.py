@@ -153,12 +153,14 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Probe:
     return probe
 
 
-def count_run(tmp_path, monkeypatch, steps: int, every: int, submission: str = "tests.fakes:PLAIN_SGD") -> Probe:
+def count_run(tmp_path, monkeypatch, steps: int, every: int, submission: str = "tests.fakes:PLAIN_SGD",
+              overrides: tuple[str, ...] = ()) -> Probe:
     """Run ``steps`` training steps with an evaluation every ``every`` steps
     (so ``steps // every`` evaluations) and count what the run did, by phase."""
     registry = Registry(entry_points=False)
     registry.add_workload(fakes.fake_info(task=f"{HERE}:CountingTask", target=1e9, every_steps=every, max_steps=steps))
-    plan = plan_run("fake", submission, size="tiny", output=tmp_path / f"{steps}-{every}", registry=registry)
+    plan = plan_run("fake", submission, size="tiny", output=tmp_path / f"{steps}-{every}", registry=registry,
+                    overrides=overrides)
     with monkeypatch.context() as patch:
         probe = install(patch)
         result = execute(plan)
@@ -198,6 +200,13 @@ def test_no_sync_transfer_or_write_per_step(tmp_path, monkeypatch):
     assert e6_n60.total("boundary") > e2_n60.total("boundary")
     # Outside the loop too: run.json is written before and after it.
     assert e2_n20.counts["setup"]["write_json_atomic"] >= 2
+
+
+def test_gradient_clipping_adds_no_sync(tmp_path, monkeypatch):
+    # grad_clip scales the gradients on the device: no norm read back per step
+    clip = ("optimizer.grad_clip=0.1",)
+    check_independent_of_steps(count_run(tmp_path, monkeypatch, steps=20, every=10, overrides=clip),
+                               count_run(tmp_path, monkeypatch, steps=60, every=30, overrides=clip))
 
 
 # --------------------------------------------------------------------------- #
@@ -247,3 +256,15 @@ def test_other_per_step_syncs_and_writes_are_caught(tmp_path, monkeypatch, name)
     assert long.total("timed") >= 60 > short.total("timed") >= 20
     with pytest.raises(AssertionError, match="inside the timed loop"):
         check_independent_of_steps(short, long)
+
+
+def test_diagnostics_add_no_sync_per_step(tmp_path, monkeypatch):
+    """diagnostics=true: each step's gradient norm stays on the device; the
+    figures (Hessian included) are read at evaluations only."""
+    on = ("diagnostics=true", "diagnostics.hessian=true", "diagnostics.hessian_iterations=2")
+    e2_n20 = count_run(tmp_path / "a", monkeypatch, steps=20, every=10, overrides=on)
+    e2_n60 = count_run(tmp_path / "b", monkeypatch, steps=60, every=30, overrides=on)
+    check_independent_of_steps(e2_n20, e2_n60)
+    plain = count_run(tmp_path / "c", monkeypatch, steps=60, every=30)
+    # The diagnostics' reads are there, at the boundaries: one transfer of all figures per evaluation.
+    assert e2_n60.counts["boundary"]["Tensor.tolist"] >= plain.counts["boundary"]["Tensor.tolist"] + 2

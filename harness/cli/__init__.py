@@ -8,7 +8,7 @@ without importing torch.
 from __future__ import annotations
 
 from harness.cli.app import app, console
-from harness.cli import run, sweeps, plugins, calibrate, show, study  # noqa: E402,F401  (each registers its commands on app)
+from harness.cli import run, sweeps, plugins, calibrate, show, study, report  # noqa: E402,F401  (each registers its commands on app)
 
 
 def main() -> None:

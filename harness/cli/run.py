@@ -106,6 +106,7 @@ def _hardware_line(rec: dict[str, Any], size) -> str:
 def _summary(result, size) -> None:
     from rich.table import Table
 
+    from harness.run.diagnostics import describe as diagnostics_describe
     from harness.run.flops import describe as flops_describe
     from harness.run.speed import describe as speed_describe
 
@@ -143,6 +144,9 @@ def _summary(result, size) -> None:
     table.add_row("compute", flops_describe(rec.get("compute")))
     for key, value in sorted(rec.get("final_metrics", {}).items()):
         table.add_row(key, f"{value:.4f}")
+    diagnostics = diagnostics_describe(rec.get("diagnostics"))
+    if diagnostics:  # diagnostics=true: the last evaluation's figures (docs/diagnostics.md)
+        table.add_row("diagnostics", diagnostics)
     table.add_row("hardware", _hardware_line(rec, size))
     table.add_row("record", str(result.run_dir))
     console.print(table)
@@ -237,6 +241,7 @@ def _listing() -> dict[str, Any]:
                 "eval_every_steps": size.eval_every_steps, "eval_every_s": size.eval_every_s,
                 "max_steps": size.max_steps, "norm_sites": list(info.norm_sites),
                 "default_optimizer": info.default_optimizer, "default_norm": info.default_norm,
+                "hyperparameters": list(info.takes()),
                 "calibration": size.calibration,
                 "target_setting": dict(size.target_setting) if size.target_setting else None,
                 "variants": {k: dict(v) for k, v in info.variants.items()},
@@ -258,7 +263,7 @@ def _listing() -> dict[str, Any]:
             "source": str(plugin.source) if plugin.source else plugin.target,
             "distribution": plugin.distribution, "version": plugin.version,
             "description": meta.get("DESCRIPTION", ""), "paper": meta.get("PAPER", ""),
-            "sites": sites, "workloads": applies,
+            "sites": sites, "workloads": applies, "format": meta.get("FORMAT", "optbench"),
         })
     return {"workloads": workloads, "submissions": submissions, "name_clashes": registry.clashes}
 
@@ -291,6 +296,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
                       f"{t['metric']} {sign} {t['value']:g}", _listed_budget(w), every,
                       str(w["step_hint"]), w["device"])
     console.print(table)
+    takes = {w["workload"]: ", ".join(w["hyperparameters"]) for w in listing["workloads"]}
+    console.print("Workload hyperparameters (optimizer.NAME=... or in a search space): "
+                  + "; ".join(f"{name}: {names}" for name, names in takes.items()), highlight=False)
     table = Table(title="Submissions", title_justify="left")
     for col in ("name", "kind", "origin", "sites / workloads", "description"):
         table.add_column(col, overflow="fold")
@@ -299,7 +307,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         if s.get("sites"):
             where = f"sites {', '.join(s['sites'])} → {where or 'none'}"
         origin = s["origin"] if s["origin"] != "entry_point" else f"entry point ({s.get('distribution')} {s.get('version')})"
-        table.add_row(s["name"], s["kind"], origin, where, s.get("description", "") or s.get("error", ""))
+        kind = f"{s['kind']} (AlgoPerf)" if s.get("format") == "algoperf" else s["kind"]
+        table.add_row(s["name"], kind, origin, where, s.get("description", "") or s.get("error", ""))
     console.print(table)
     for name, origins in listing["name_clashes"].items():
         err_console.print(f"[yellow]warning:[/] submission {name!r} is defined twice: {' and '.join(origins)}")

@@ -19,6 +19,7 @@ from harness.errors import UserInputError, did_you_mean
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 HP_SECTIONS = ("optimizer", "norm")
+SWITCHES = ("diagnostics",)  # sections a bare key=value turns on or off (their `enabled`)
 
 
 def _flat_keys(node: Mapping[str, Any], prefix: str = "") -> set[str]:
@@ -152,6 +153,8 @@ def compose(
             if name not in allowed:
                 raise UserInputError(f"{unknown_hyperparameter(section, key.split('.', 1)[1], allowed)} (in {raw!r})")
             checked.append(f"++{section}.{name}={raw.split('=', 1)[1]}")
+        elif key in SWITCHES:  # `diagnostics=true` is short for `diagnostics.enabled=true`
+            checked.append(f"{key}.enabled={raw.split('=', 1)[1]}")
         elif key not in known:
             bare = _bare_hyperparameter(key, hyperparameter_names)
             hint = f"did you mean {' or '.join(repr(b) for b in bare)}?" if bare else did_you_mean(key, known)

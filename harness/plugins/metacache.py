@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.common import usercache
 
-FORMAT = 1
+FORMAT = 2  # 2: AlgoPerf modules' functions (harness/plugins/algoperf.py)
 _loaded: tuple[Path, dict[str, dict[str, Any]]] | None = None  # (file, its entries), read once per process
 
 

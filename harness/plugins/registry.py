@@ -38,7 +38,7 @@ from typing import Any
 
 from harness import api
 
-from harness.plugins import metacache
+from harness.plugins import algoperf, metacache
 from harness.errors import OptbenchError, PluginError, UserInputError, did_you_mean, unknown
 from harness.plugins.search_space import SearchSpaceError, validate
 
@@ -47,7 +47,7 @@ BUILTIN_SUBMISSIONS = ROOT / "submissions"
 BUILTIN_WORKLOADS = ROOT / "workloads"
 SUBMISSION_GROUP = "optbench.submissions"
 WORKLOAD_GROUP = "optbench.workloads"
-META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES", "ALIASES")
+META_NAMES = ("NAME", "KIND", "DESCRIPTION", "PAPER", "DEFAULTS", "SEARCH_SPACE", "SITES", "ALIASES", "REFUSES")
 # Functions of a submission whose exceptions are re-raised naming the plugin.
 GUARDED = ("make_optimizer", "make_schedule", "make_norm", "transform_model", *api.OPTIMIZER_OPTIONAL)
 
@@ -93,6 +93,9 @@ def read_literal_metadata(path: Path, label: str | None = None) -> tuple[dict[st
                     meta[target.id] = ast.literal_eval(node.value)
                 except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     dynamic.append(target.id)
+    found = algoperf.scan(tree) if "KIND" not in meta else None
+    if found:  # an AlgoPerf module: told by its functions, since it has no KIND
+        meta[algoperf.META_KEY] = found
     metacache.store(path, source, meta, dynamic)
     return meta, dynamic
 
@@ -119,6 +122,11 @@ def check_metadata(values: dict[str, Any], where: str) -> None:
         validate(space, defaults if isinstance(space, dict) else None)
     except SearchSpaceError as exc:
         raise PluginError(f"{where}: malformed SEARCH_SPACE: {exc}") from None
+    refuses = values.get("REFUSES") or {}
+    if not isinstance(refuses, dict) or not all(k in api.WORKLOAD_HYPERPARAMETERS and isinstance(v, str) and v
+                                                for k, v in refuses.items()):
+        raise PluginError(f"{where}: REFUSES must map workload hyperparameters "
+                          f"({', '.join(api.WORKLOAD_HYPERPARAMETERS)}) to why, got {refuses!r}")
     if kind == "norm":
         sites = values.get("SITES")
         valid = [s.value for s in api.NormSite]
@@ -203,6 +211,8 @@ class Plugin:
             return self._meta
         if self.source is not None and ":" not in self.target:
             meta, dynamic = read_literal_metadata(self.source, self.label)
+            if algoperf.is_algoperf(meta):
+                return algoperf.derived_meta(self.source, meta[algoperf.META_KEY], self.label)
             if not dynamic:
                 return meta
         loaded = self.load(check=False)  # metadata computed at import time: import to read it
@@ -231,11 +241,25 @@ class Plugin:
             "sha256": self.sha256,
             "distribution": self.distribution,
             "version": self.version,
+            **({"format": "algoperf"} if self.is_algoperf else {}),
         }
+
+    @property
+    def is_algoperf(self) -> bool:
+        """An AlgoPerf submission module, run through harness/plugins/algoperf_runtime.py
+        (told from the source, never from ``meta``, which may import the plugin)."""
+        if self.source is None or ":" in self.target:
+            return False
+        return algoperf.is_algoperf(read_literal_metadata(self.source, self.label)[0])
 
     def load(self, check: bool = True) -> Any:
         """Import the plugin; with ``check`` (the default) a checked :class:`Submission`."""
         self.sha256  # hash the code as it is when it is imported
+        if self.is_algoperf:
+            from harness.plugins import algoperf_runtime
+
+            obj = algoperf_runtime.adapter(self, _import_plugin)
+            return Submission(self, obj) if check else obj
         obj = _import_plugin(self)
         return Submission(self, obj) if check else obj
 
@@ -466,7 +490,8 @@ class Registry:
                 if known.source is not None and known.source.resolve() == path:
                     return self._registered(known.name)
             meta, _ = read_literal_metadata(path, f"plugin {path.stem!r} ({path})")
-            plugin = Plugin(str(meta.get("NAME") or path.stem), "file", str(path), path)
+            stem = algoperf.plugin_name(path) if algoperf.is_algoperf(meta) else path.stem
+            plugin = Plugin(str(meta.get("NAME") or stem), "file", str(path), path)
             return self._unique(plugin, "rename the file or set NAME = \"...\" in it")
         if ":" in name:
             module, _, attr = name.partition(":")

@@ -44,7 +44,8 @@ To wrap a library optimizer instead, make_optimizer can simply
 `return torch.optim.Adam(decay_groups(params, hp.weight_decay), lr=hp.lr)`.
 
 Optional hooks (all timed): update(ctx) for steps that need more than
-backward + step (SAM, closures), prepare_for_eval(ctx) / prepare_for_train(ctx)
+backward + step (SAM, closures; call ctx.clip_gradients() between them so a
+run's grad_clip applies), prepare_for_eval(ctx) / prepare_for_train(ctx)
 for weight swaps (EMA, Schedule-Free). The contract is in harness/api.py.
 
 Run it:       bench run --submission ./{file} --workload cifar

@@ -88,7 +88,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
     is made under ``output/experiment/workload-size/label/``. ``extra`` is merged
     into the record (e.g. ``{"tuning": {"ruleset": ..., "study": ..., "trial": ...}}``).
     """
-    from harness.run import distributed, tracking
+    from harness.run import diagnostics, distributed, tracking
     from harness.run import flops as flops_mod
 
     wall0, started_at = time.perf_counter(), records.now_iso()
@@ -123,6 +123,7 @@ def execute(plan: RunPlan, observer: Observer | None = None, run_dir: Path | Non
     try:
         watchdog.start()  # its thread sleeps until a segment is armed
         ctx = _training_context(plan, machine, task, step_task, optimizer_sub, norm_sub, record)
+        loop.diagnostics = diagnostics.for_run(plan.config, task, distributed.unwrap(ctx.model), machine.device)
         record["setup_s"] = time.perf_counter() - wall0
         loop.train(ctx, optimizer_sub)
     except (WatchdogExpired, KeyboardInterrupt, Exception) as exc:
@@ -194,6 +195,7 @@ def _load(plan: RunPlan, machine: Machine):
     settings = {"settings": plan.variant_settings} if plan.variant else {}
     task: api.Task = task_cls(plan.size, machine.device, build.resolve_data_dir(plan.config), machine.seeds["data"],
                               **settings)
+    task.hyperparameters = plan.hp_workload  # before build_model: dropout is the model's
     machine.fingerprint["distributed"] = distributed.describe_devices(machine.dist, machine.device)
     return optimizer_sub, norm_sub, task
 
@@ -232,11 +234,20 @@ def _training_context(plan: RunPlan, machine: Machine, task, step_task, optimize
     model, record["distributed"]["batchnorm"] = distributed.wrap_model(model, machine.dist, machine.device, sync_bn)
     optimizer, schedule = build.build_optimizer(optimizer_sub, params, plan.hp_optimizer, plan.size.step_hint)
     torch.manual_seed(machine.seeds["submission"])
-    return api.StepContext(
+    ctx = api.StepContext(
         model=model, optimizer=optimizer, schedule=schedule, batch=None, step=0, hp=plan.hp_optimizer,
         step_hint=plan.size.step_hint,
         task=api.TrainingView(step_task),  # training only: no held-out data, no evaluate
+        grad_clip=plan.hp_workload.get("grad_clip"),
+        workload=plan.workload.info.name, seed=machine.seeds["submission"],
     )
+    setup = optimizer_sub.hook("setup")
+    if setup is not None:  # untimed, as AlgoPerf's init_optimizer_state
+        notes = setup(ctx) or {}
+        record["optimizer"].update(notes)
+        if plan.asked is plan.optimizer:
+            record["submission"].update(notes)
+    return ctx
 
 
 def _record_failure(record: dict[str, Any], exc: BaseException, watchdog: Watchdog) -> None:

@@ -70,6 +70,7 @@ class TimedLoop:
         # read at eval boundaries only.
         self.segments: list[dict[str, Any]] = []
         self._opened: timing.Snapshot | None = None
+        self.diagnostics = None  # harness/run/diagnostics.py, when the run asks (execution sets it)
 
     def _now(self) -> float:
         self._sync()
@@ -104,6 +105,8 @@ class TimedLoop:
     def train(self, ctx: api.StepContext, sub) -> None:
         """Training steps until an eval boundary ends the run (target, budget, step limit, divergence)."""
         update = sub.hook("update") or api.default_update
+        if self.diagnostics is not None:  # then each step's gradient norm, kept on the device
+            update = self.diagnostics.wrap(update)
         prepare_for_eval = sub.hook("prepare_for_eval")
         prepare_for_train = sub.hook("prepare_for_train")
         record, budget_s, max_steps = self.record, self.plan.max_runtime_s, self.plan.max_steps
@@ -158,6 +161,10 @@ class TimedLoop:
     def boundary(self, ctx: api.StepContext, step: int, loss_sum, steps_since_eval: int) -> bool:
         """One eval boundary, untimed: evaluate, log, decide. True when the run ends."""
         record, dist = self.record, self.dist
+        if ctx.grad_clip is not None and ctx.clip_calls == 0:
+            raise RunFailed(f"grad_clip={ctx.grad_clip:g} was set, but {self.plan.optimizer.name}'s own update "
+                            "never called ctx.clip_gradients(): its gradients were not clipped (call it between "
+                            "backward() and the optimizer step, or declare REFUSES = {'grad_clip': why})")
         if dist.active:  # the slowest rank's clock; the loss over the global batch
             self.timed = record["timed_s"] = dist.agree_max(self.timed, self.device)
             loss_sum = dist.mean(loss_sum)
@@ -170,6 +177,9 @@ class TimedLoop:
             raise RunFailed(problem)
         lr = ctx.optimizer.param_groups[0].get("lr") if hasattr(ctx.optimizer, "param_groups") else None
         row = {"step": step, "timed_s": self.timed, "train/loss": train_loss, "lr": lr, **metrics}
+        if self.diagnostics is not None:
+            row.update(self.diagnostics.last)
+            record["diagnostics"] = self.diagnostics.summary()
         target = self.plan.size.target
         if target.test is not None:  # reported at every eval; only the validation target ends a run
             row["test_target_met"] = target.test_met(metrics)
@@ -200,6 +210,8 @@ class TimedLoop:
                         model = ctx.model
                     snapshot = ModelSnapshot(model)
                     metrics = {k: float(v) for k, v in self.task.evaluate(model).items()}
+                    if self.diagnostics is not None:  # inside the model check: they must not change it either
+                        self.diagnostics.measure(model, ctx.optimizer, self.record["steps"])
                     problem = check_evaluation(snapshot, model)
                 ctx.model.train()
             self.watchdog.disarm()

@@ -17,6 +17,7 @@ from harness import api
 from harness.common.config import check_hyperparameter, compose
 from harness.errors import UserInputError
 from harness.plugins.registry import Plugin, Registry, WorkloadEntry, size_of
+from harness.run.diagnostics import settings as diagnostics_settings
 
 
 @dataclass
@@ -55,6 +56,9 @@ class RunPlan:
         ``gpt-tiny+qk_norm``, so variant runs never sit with the base's."""
         base = f"{self.workload.info.name}-{self.size.name}"
         return f"{base}+{self.variant}" if self.variant else base
+    # The workload hyperparameters given (api.WORKLOAD_HYPERPARAMETERS), also in
+    # hp_optimizer as AlgoPerf's hyperparameters hold them; empty: none given.
+    hp_workload: api.Hyperparameters = field(default_factory=api.Hyperparameters)
 
     @property
     def seed(self) -> int:
@@ -72,9 +76,11 @@ class RunPlan:
 def config_deviations(config: Mapping[str, Any]) -> list[str]:
     """What in a composed config departs from the size's definition: budget,
     eval cadence, target. Each makes the run unofficial (``RunPlan.deviations_on``
-    adds the hardware pin, known only when the run starts)."""
+    adds the hardware pin, known only when the run starts). Diagnostics are one:
+    they add a gradient norm to every timed step."""
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
-    return found + [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
+    found += [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
+    return found + (["diagnostics=true"] if diagnostics_settings(config) is not None else [])
 
 
 def default_size(entry: WorkloadEntry) -> str:
@@ -113,8 +119,7 @@ def plan_run(
     callers know as values comes typed and is never turned into strings:
     ``hyperparameters`` ({"optimizer": {...}, "norm": {...}}, applied over the
     overrides), a ruleset's budget multiplier (``ruleset_multiplier``: the
-    ruleset's rule, so not a deviation) and hardware pin (``pinned_hardware_id``).
-    ``variant`` (or the override ``variant=NAME``): a workload variant, :func:`_variant`.
+    ruleset's rule, so not a deviation), hardware pin (``pinned_hardware_id``) and variant (:func:`_variant`).
     """
     registry = registry or Registry()
     entry = registry.workload(workload)
@@ -127,9 +132,10 @@ def plan_run(
     size_spec = size_of(entry, size_name)
 
     halves = {"optimizer": optimizer_plugin, "norm": norm_plugin}
+    taken = _workload_names(registry, info, optimizer_plugin, overrides, hyperparameters or {})
     config, defaults = _compose(overrides, halves, hyperparameters or {},
                                 {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id,
-                                 "variant": variant})
+                                 "variant": variant}, {"optimizer": taken})
     variant_name, variant_settings = _variant(info, config)
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
@@ -137,11 +143,10 @@ def plan_run(
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
     size_spec = _with_target_overrides(size_spec, config.get("target") or {})
+    size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
     every_steps, every_s = _cadence(config, size_spec)
 
-    label = asked.name
-    if asked.kind == "optimizer" and norm_plugin.name != info.default_norm:
-        label = f"{optimizer_plugin.name}+{norm_plugin.name}"
+    label = _label(info, asked, optimizer_plugin, norm_plugin)
     config["workload"] = {"name": info.name, "size": size_name}
     config["submission"] = {"optimizer": optimizer_plugin.name, "norm": norm_plugin.name, "asked": submission}
     multiplier = float(budget.get("multiplier") or 1.0)
@@ -167,22 +172,35 @@ def plan_run(
         budget_multiplier=multiplier,
         budget_note=note,
         variant=variant_name, variant_settings=variant_settings,
+        hp_workload=_workload_values(config, taken, optimizer_plugin),
     )
 
 
+def _label(info: api.WorkloadInfo, asked: Plugin, optimizer: Plugin, norm: Plugin) -> str:
+    """The results sub-directory of an optimizer/norm pairing."""
+    if asked.kind == "optimizer" and norm.name != info.default_norm:
+        return f"{optimizer.name}+{norm.name}"
+    return asked.name
+
+
 def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[str, Mapping[str, Any]],
-             settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+             settings: Mapping[str, Any], extra: Mapping[str, tuple[str, ...]] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(config, each half's DEFAULTS): the user's overrides composed and checked
-    against the submissions' DEFAULTS, SEARCH_SPACE and ALIASES, then the typed
-    settings (seed, output, ...) and hyperparameters over them."""
+    against the submissions' DEFAULTS, SEARCH_SPACE and ALIASES (and the
+    ``extra`` names a section also accepts: the workload's hyperparameters),
+    then the typed settings (seed, output, ...) and hyperparameters over them."""
     defaults = {s: dict(p.meta.get("DEFAULTS") or {}) for s, p in halves.items()}
+    # The extra names have no default of the submission's, so any type passes
+    # here; _workload_values checks their values.
+    names = {s: {**dict.fromkeys((extra or {}).get(s, ())), **d} for s, d in defaults.items()}
     spaces = {s: p.meta.get("SEARCH_SPACE") for s, p in halves.items()}
     aliases = {s: p.meta.get("ALIASES") or {} for s, p in halves.items()}
-    config = compose(overrides, defaults, search_spaces=spaces, aliases=aliases)
+    config = compose(overrides, names, search_spaces=spaces, aliases=aliases)
     for key, value in settings.items():
         if value is not None:
             config[key] = str(value) if key == "output" else value
-    _apply_hyperparameters(config, hyperparameters, defaults, spaces, aliases)
+    _apply_hyperparameters(config, hyperparameters, names, spaces, aliases)
     return config, defaults
 
 
@@ -196,6 +214,49 @@ def _variant(info: api.WorkloadInfo, config: dict[str, Any]) -> tuple[str | None
     name, settings = info.resolve_variant(config["variant"])
     config["variant"] = name
     return name, settings
+
+
+def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugin, overrides,
+                    given: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """The workload hyperparameters this run accepts among the optimizer's
+    (those the workload takes and the optimizer does not call its own),
+    refusing any that is asked for and that the workload does not take or the
+    optimizer's own update refuses."""
+    own = set(optimizer.meta.get("DEFAULTS") or {}) - set(_model_defaults(optimizer))
+    taken = tuple(n for n in info.takes() if n not in own)
+    asked = [o.split("=", 1)[0].lstrip("+~").partition(".")[2] for o in overrides
+             if "=" in o and o.lstrip("+~").startswith("optimizer.")]
+    for name in [*asked, *(given.get("optimizer") or {}), *_model_defaults(optimizer)]:
+        if name not in api.WORKLOAD_HYPERPARAMETERS or name in own:
+            continue
+        if name not in taken:
+            takers = sorted(e.info.name for e in registry.workloads.values() if name in e.info.takes())
+            raise UserInputError(f"{info.name} takes no {name}; workloads that do: {', '.join(takers) or 'none'}")
+        refused = (optimizer.meta.get("REFUSES") or {}).get(name)
+        if refused:
+            raise UserInputError(f"{optimizer.name} refuses {name}: {refused}")
+    return taken
+
+
+def _model_defaults(optimizer: Plugin) -> dict[str, Any]:
+    """An AlgoPerf module's dropout rates at its run point: AlgoPerf builds the
+    model with the trial's dropout (``init_model_fn``), so the workload takes
+    them. Label smoothing and clipping stay the module's own: it passes them to
+    ``loss_fn`` and clips itself."""
+    if optimizer.meta.get("FORMAT") != "algoperf":
+        return {}
+    return {n: v for n, v in (optimizer.meta.get("DEFAULTS") or {}).items() if n in ("dropout_rate", "aux_dropout_rate")}
+
+
+def _workload_values(config: Mapping[str, Any], taken: tuple[str, ...], optimizer: Plugin) -> api.Hyperparameters:
+    """The workload hyperparameters given, their values checked."""
+    given = {**_model_defaults(optimizer), **(config.get("optimizer") or {})}
+    values = {n: v for n, v in given.items() if n in taken}
+    for name, value in values.items():
+        problem = api.check_workload_hyperparameter(name, value)
+        if problem:
+            raise UserInputError(f"optimizer.{name}: {problem}")
+    return api.Hyperparameters(values)
 
 
 def _plugins(registry: Registry, info: api.WorkloadInfo, submission: str | None, norm: str | None):
@@ -253,6 +314,18 @@ def _with_target_overrides(size_spec: api.Size, target_override: Mapping[str, An
         validation=t.validation if validation is None else float(validation),
         test=t.test if test is None else float(test),
     ))
+
+
+def _with_batch_size(size_spec: api.Size, batch_size: Any, deviations: list[str]) -> tuple[api.Size, list[str]]:
+    """The size with config ``batch_size`` as its training batch (the workloads
+    read ``size.batch_size``); a batch other than the size's own is a deviation."""
+    if batch_size is None:
+        return size_spec, deviations
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size == size_spec.batch_size:
+        return size_spec, deviations
+    return replace(size_spec, batch_size=batch_size), [*deviations, f"batch_size={batch_size}"]
 
 
 def _cadence(config: Mapping[str, Any], size_spec: api.Size) -> tuple[int | None, float | None]:

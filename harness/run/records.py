@@ -11,13 +11,15 @@ schema_version     1
 run_id             unique id of this run (directory name)
 experiment         grouping name (``--experiment``; default "runs")
 workload, size     e.g. "cifar", "tiny"
-submission         what the user asked for: {name, kind, origin, source, target, sha256, distribution, version}
+submission         what the user asked for: {name, kind, origin, source, target, sha256, distribution, version};
+                   an AlgoPerf module adds format "algoperf" and its setup's account, algoperf {spec, workload,
+                   batch_size, get_batch_size, batch_size_note, hyperparameters, dropout_note} (docs/algoperf.md)
 optimizer, norm    the plugins actually used (same fields)
 label              results/leaderboard name of the pairing: "lion", "groupnorm", "lion+groupnorm"
 variant            only for a workload variant's run: {name, settings}, e.g. {"name": "qk_norm",
                    "settings": {"model.qk_norm": true}} (api.WorkloadInfo.variants; its runs are
                    scored in a column of their own, docs/variants.md)
-hyperparameters    {"optimizer": {...}, "norm": {...}}
+hyperparameters    {"optimizer": {...}, "norm": {...}}; workload ones given (label_smoothing, grad_clip, ...) among the optimizer's
 seed, seeds        the run seed and the derived per-purpose seeds
 status             reached | budget_exhausted | diverged | interrupted | error | running
 reason             one line saying why the run stopped; harness-detected errors say it plainly:
@@ -47,7 +49,8 @@ watchdog_s         the hard limit in seconds on one training segment (eval bound
                    and on one evaluation: config watchdog.limit_s, else watchdog.factor x the timed
                    budget; null: none. Past it the run ends with status error, reason
                    "step did not return within N s (...)" or "evaluation did not return ..."
-official           false when an override changed the size's budget, cadence or target, or the
+batch_size         the global training batch: the size's, or config batch_size (a deviation)
+official           false when an override changed the size's budget, cadence, target or batch, or the
                    run's hardware class is not the pinned one
 deviations         what made it unofficial, e.g. ["max_steps=200", "target.validation=0.5",
                    "hardware hw-032e52c8e30e is not the pinned hw-a5285d9436b7"]
@@ -69,6 +72,9 @@ compute            model FLOPs and utilisation (harness/run/flops.py, docs/flops
                    through the model (SMB, TNGD, SAM-like updates) and its optimizer arithmetic are not
                    in flops_per_step, so the same model has the same count under every submission
 final_metrics      metrics of the last evaluation
+diagnostics        diagnostics=true only (harness/run/diagnostics.py, docs/diagnostics.md): {hessian,
+                   hessian_iterations, last (the last metrics line's diagnostics/* figures), errors
+                   ({figure group: first error}, for figures left out)}
 error              {type, message, traceback} when status is error (type "WatchdogExpired": the
                    traceback shows where the run's thread was stopped)
 fingerprint        hardware/software fingerprint, with hardware_id
@@ -227,6 +233,7 @@ def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int,
         **({"variant": {"name": plan.variant, "settings": dict(plan.variant_settings)}} if plan.variant else {}),
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "seed": plan.seed,
+        "batch_size": plan.size.batch_size,
         "seeds": seeds,
         "threads": threads,
         "device": str(device),

@@ -334,7 +334,7 @@ def run_trials(sweep, spec: ExecutorSpec, observer=None):
     failures = _job_failures(submitted)
     for tid, trial in pending.items():  # the job died without a finished record
         trial.record = {"status": Status.ERROR.value, "reason": "the job ended without a finished record; " + "; ".join(failures),
-                        "tuning": trial.extra["tuning"]}
+                        **{k: v for k, v in trial.extra.items() if k in ("tuning", "study")}}
         ran.append(trial)
         if observer:
             observer.on_trial_end(trial, trial.record, ran=True)
@@ -362,6 +362,7 @@ def _collect(pending: dict, ran: list, submitted_at: float, observer, *, final: 
     it: a result (a measurement or an error) while the jobs run, and at the
     end (``final``) any record of this submission that is not still running."""
     from harness.run.records import RUN_FILE
+    from harness.sweeps.trials import record_id
 
     for tid, trial in list(pending.items()):
         path = trial.run_dir / RUN_FILE
@@ -371,7 +372,7 @@ def _collect(pending: dict, ran: list, submitted_at: float, observer, *, final: 
             rec = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if (rec.get("tuning") or {}).get("trial_id") != tid:
+        if record_id(rec) != tid:
             continue
         status = Status.of(rec.get("status"))
         if (status is not None and status.is_result) or (final and status is not Status.RUNNING):

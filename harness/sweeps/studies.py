@@ -53,9 +53,9 @@ from typing import Any, Protocol, Sequence
 from harness.api import Status, Target
 from harness.common.seeding import stable_hash
 from harness.errors import UserInputError
-from harness.run.records import RUN_FILE, read_metrics, read_run, safe_name
+from harness.run.records import RUN_FILE, read_metrics, safe_name
 from harness.sweeps.calibrate import UNBOUNDED_S, _NeverMet, time_to
-from harness.sweeps.trials import SKIP_STATUSES, RunObserver
+from harness.sweeps.trials import SKIP_STATUSES, RunObserver, existing_trial
 
 LR_NAMES = ("lr", "learning_rate")
 DEFAULT_RANGE = (1e-4, 1e-1)
@@ -221,6 +221,10 @@ class LrPoint:
     def name(self) -> str:
         return f"{self.label} lr_{self.index}={self.lr:g} seed {self.seed}"
 
+    @property
+    def trial_id(self) -> str:  # what the executors key a job and its record by
+        return self.point_id
+
 
 @dataclass
 class LrStudy:
@@ -235,6 +239,7 @@ class LrStudy:
     optimizers: dict[str, str]  # label -> optimizer name
     points: list[LrPoint]
     variant: str | None = None  # a workload variant (root <workload>-<size>+<variant>)
+    overrides: list[str] = field(default_factory=list)  # config key=value for every run (e.g. target.validation=0.9)
 
     @property
     def to_run(self) -> list[LrPoint]:
@@ -252,6 +257,8 @@ def plan_lr_study(
     seeds: int = 1,
     output: str | Path = "results",
     variant: str | None = None,
+    executor: Any = "local",
+    overrides: Sequence[str] = (),
     registry: Any = None,
 ) -> LrStudy:
     """Resolve the study into runs (grid, seeds, directories, run/skip); run nothing.
@@ -268,13 +275,18 @@ def plan_lr_study(
         raise UserInputError(f"--seeds must be at least 1, got {seeds}")
     if steps is not None and steps < 1:
         raise UserInputError(f"--steps must be at least 1, got {steps}")
-    bases = [plan_run(workload, name, size=size, seed=0, output=output, experiment=EXPERIMENT, variant=variant,
-                      registry=registry) for name in names]
+    overrides = checked_overrides(overrides, ("budget.max_steps", "budget.max_runtime_s"))
+    bases = [plan_run(workload, name, size=size, seed=0, output=output, experiment=EXPERIMENT, overrides=overrides,
+                      variant=variant, registry=registry) for name in names]
     first = bases[0]
+    from harness.run.distributed import check_batch
+
+    check_batch(first.size.batch_size, nproc_of(executor))
     n_steps = int(steps or first.size.step_hint)
     root = Path(output) / EXPERIMENT / safe_name(first.workload_dir)
     study = LrStudy(workload=first.workload.info.name, size=first.size.name, root=root, steps=n_steps, seeds=seeds,
-                    target=first.size.target, grids={}, lr_names={}, optimizers={}, points=[], variant=first.variant)
+                    target=first.size.target, grids={}, lr_names={}, optimizers={}, points=[], overrides=overrides,
+                    variant=first.variant)
     for name, base in zip(names, bases):
         if base.label in study.grids:
             raise UserInputError(f"{name!r} is the same submission as another --submission ({base.label})")
@@ -296,7 +308,7 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
     from harness.run import plan_run
 
     plan = plan_run(study.workload, submission, size=study.size, seed=seed, output=output, experiment=EXPERIMENT,
-                    overrides=[f"budget.max_steps={study.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
+                    overrides=[*study.overrides, f"budget.max_steps={study.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
                     hyperparameters={"optimizer": {lr_name: lr}}, variant=study.variant, registry=registry)
     # All the steps, the schedule laid over them; the target is reported, never met early.
     plan.size = replace(plan.size, target=_NeverMet(**vars(study.target)), step_hint=study.steps)
@@ -307,6 +319,7 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "eval": {"every_steps": plan.eval_every_steps, "every_s": plan.eval_every_s},
         **({"variant": plan.variant, "variant_settings": plan.variant_settings} if plan.variant else {}),
+        **({"overrides": study.overrides} if study.overrides else {}),
     })
     run_dir = study.root / safe_name(label) / f"lr_{k}" / f"seed_{seed}"
     action, why, record = existing_point(run_dir, point_id)
@@ -316,23 +329,21 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
     return LrPoint(label, lr_name, k, lr, seed, point_id, run_dir, action, why, plan, extra, record)
 
 
+def checked_overrides(overrides: Sequence[str], owned: Sequence[str]) -> list[str]:
+    """The user's config overrides for every run of a study, refusing those of
+    the keys the study sets itself (``owned``); the rest are checked by plan_run."""
+    for raw in overrides:
+        key = str(raw).split("=", 1)[0].lstrip("+~")
+        if key in owned:
+            raise UserInputError(f"{raw!r}: the study sets {key} itself; use its own option instead")
+    return list(overrides)
+
+
 def existing_point(run_dir: Path, point_id: str) -> tuple[str, str, dict | None]:
     """(action, why, record) for a point directory that may hold an earlier
-    record: as :func:`harness.sweeps.trials.existing_trial`, by ``study.point_id``."""
-    if not (run_dir / RUN_FILE).exists():
-        return "run", "new", None
-    try:
-        rec = read_run(run_dir)
-        old_id, status = (rec.get("study") or {}).get("point_id"), rec["status"]
-    except Exception:
-        return "run", "earlier record unreadable", None
-    if old_id != point_id:
-        if status in SKIP_STATUSES:
-            return "conflict", f"holds a finished run of another study (point_id {old_id}, {status})", rec
-        return "run", "definition changed (the unfinished record there will be replaced)", None
-    if status in SKIP_STATUSES:
-        return "skip", f"finished earlier ({status})", rec
-    return "run", f"previous attempt {status}", None
+    record: :func:`harness.sweeps.trials.existing_trial`, which knows a study
+    point's ``study.point_id`` as it knows a trial's ``tuning.trial_id``."""
+    return existing_trial(run_dir, point_id)
 
 
 def _refuse_conflicts(study: LrStudy) -> None:
@@ -377,15 +388,26 @@ class LrStudyResult:
         return [p for p in self.ran if (p.record or {}).get("status") == Status.ERROR]
 
 
-def run_lr_study(study: LrStudy, observer: StudyObserver | None = None) -> LrStudyResult:
-    """Run every point marked ``run`` one after another (finished ones are
-    skipped), then write the CSVs and the plot. A Ctrl-C ends the current run as
-    ``interrupted`` (rerun next time) and stops the study; the files are then
-    written from the points finished so far."""
+def run_points(study: Any, observer: StudyObserver | None = None, executor: Any = "local") -> tuple[list, list, bool]:
+    """(ran, skipped, interrupted): every point of a study (lr or batch) marked
+    ``run``, finished ones skipped. ``executor="local"`` runs them one after
+    another in this process, where a Ctrl-C ends the current run as
+    ``interrupted`` (rerun next time) and stops the study; ``submitit-local``
+    and ``slurm`` submit them as bench tune's trials are
+    (:mod:`harness.sweeps.executors`): the records are the only coordination."""
     from harness.run import execute
+    from harness.sweeps.executors import preflight, run_trials
+    from harness.sweeps.tuning import check_executor
 
+    spec = check_executor(executor)
+    preflight(spec)
+    if spec.backend != "inline":
+        from types import SimpleNamespace
+
+        as_sweep = SimpleNamespace(trials=study.points, to_run=study.to_run, root=study.root)  # what run_trials reads
+        done = run_trials(as_sweep, spec, _AsTrialObserver(observer) if observer else None)
+        return done.ran, done.skipped, done.interrupted
     ran, skipped = [], []
-    interrupted = False
     for point in study.points:
         if point.action == "skip":
             skipped.append(point)
@@ -401,8 +423,56 @@ def run_lr_study(study: LrStudy, observer: StudyObserver | None = None) -> LrStu
         if observer:
             observer.on_point_end(point, result.record, ran=True)
         if result.record["status"] == Status.INTERRUPTED:
-            interrupted = True
-            break
+            return ran, skipped, True
+    return ran, skipped, False
+
+
+class _AsTrialObserver:
+    """A study observer as the executors' sweep observer (they report ends only)."""
+
+    def __init__(self, observer: StudyObserver) -> None:
+        self.observer = observer
+
+    def on_trial_end(self, point: Any, record: dict[str, Any], ran: bool) -> None:
+        self.observer.on_point_end(point, record, ran)
+
+
+def nproc_of(executor: Any) -> int:
+    """Processes per run under ``executor`` (its ``nproc``; 1 in this process)."""
+    from harness.sweeps.tuning import check_executor
+
+    return int(check_executor(executor).get("nproc", 1) or 1)
+
+
+def estimate_s(study: Any) -> tuple[float | None, str]:
+    """(seconds, basis): the time the study's unfinished points will take:
+    their steps (a batch study's weighted by batch / the size's batch, as the
+    work per step grows) x seconds per step, from the finished runs of this
+    study (timed + eval seconds per step, median) if any, else the size's
+    calibration (``target_setting.seconds_per_step``: another machine's)."""
+    import statistics
+
+    from harness.run.speed import reference_s_per_step
+
+    base_batch = study.points[0].plan.size.batch_size if study.points else 1
+    work = lambda p: (p.plan.max_steps or study.steps) * getattr(p, "batch_size", base_batch) / base_batch  # noqa: E731
+    done = [(p.record, work(p) / max(1, p.plan.max_steps or study.steps)) for p in study.points
+            if p.action == "skip" and p.record and p.record.get("steps")]
+    per_step = [(float(r.get("timed_s") or 0) + float(r.get("eval_s") or 0)) / (r["steps"] * scale) for r, scale in done]
+    if per_step:
+        s, basis = statistics.median(per_step), f"{len(per_step)} finished run(s) of this study"
+    else:
+        s, basis = reference_s_per_step(study.points[0].plan.size) if study.points else None, "the size's calibration (another machine; evals not counted)"
+    if s is None:
+        return None, "no finished run and no calibration to go by"
+    return sum(work(p) for p in study.to_run) * s, basis
+
+
+def run_lr_study(study: LrStudy, observer: StudyObserver | None = None, executor: Any = "local") -> LrStudyResult:
+    """Run the study's unfinished points (:func:`run_points`), then write the
+    CSVs and the plot from every record on disk (after a Ctrl-C: the points
+    finished so far)."""
+    ran, skipped, interrupted = run_points(study, observer, executor)
     out = LrStudyResult(study, ran, skipped, interrupted)
     out.rows, out.summary, out.paths = write_outputs(study)
     return out
@@ -413,12 +483,13 @@ def lr_study(
     submissions: Sequence[str] | str,
     *,
     observer: StudyObserver | None = None,
+    executor: Any = "local",
     **kwargs: Any,
 ) -> LrStudyResult:
     """Plan and run an LR study (the notebook entry point); see :func:`plan_lr_study`."""
     if isinstance(submissions, str):
         submissions = [submissions]
-    return run_lr_study(plan_lr_study(workload, submissions, **kwargs), observer)
+    return run_lr_study(plan_lr_study(workload, submissions, executor=executor, **kwargs), observer, executor)
 
 
 # --------------------------------------------------------------------------- #
@@ -563,5 +634,5 @@ def plot_lr_sensitivity(study: LrStudy, rows: list[dict[str, Any]], summary: lis
 __all__ = [
     "LrPoint", "LrStudy", "LrStudyResult", "lr_study", "plan_lr_study", "run_lr_study", "lr_sensitivity",
     "oriented_loss", "capped_mean", "lr_hyperparameter", "declared_lr_name", "default_lr_range", "lr_grid",
-    "parse_range", "init_loss", "write_outputs", "existing_point",
+    "parse_range", "init_loss", "write_outputs", "existing_point", "run_points", "estimate_s", "nproc_of",
 ]

@@ -66,20 +66,26 @@ class Sweep:
         return [t for t in self.trials if t.action == "run"]
 
 
+def record_id(rec: dict[str, Any]) -> str | None:
+    """The identity a record was planned under: a tune trial's ``tuning.trial_id``
+    or a study point's ``study.point_id`` (sweeps and studies resume alike)."""
+    return (rec.get("tuning") or {}).get("trial_id") or (rec.get("study") or {}).get("point_id")
+
+
 def existing_trial(run_dir: Path, trial_id: str) -> tuple[str, str, dict | None]:
-    """(action, why, record) for a trial directory that may hold an earlier record."""
+    """(action, why, record) for a trial (or study point) directory that may hold an earlier record."""
     path = run_dir / RUN_FILE
     if not path.exists():
         return "run", "new", None
     try:
         rec = json.loads(path.read_text())
-        old_id = (rec.get("tuning") or {}).get("trial_id")
+        old_id = record_id(rec)
         status = rec["status"]
     except Exception:
         return "run", "earlier record unreadable", None
     if old_id != trial_id:
         if status in SKIP_STATUSES:
-            return "conflict", f"holds a finished trial of another sweep (trial_id {old_id}, {status})", rec
+            return "conflict", f"holds a finished run of another sweep or study (id {old_id}, {status})", rec
         return "run", f"definition changed (the unfinished record there, trial_id {old_id}, will be replaced)", None
     if status in SKIP_STATUSES:
         return "skip", f"finished earlier ({status})", rec
@@ -154,4 +160,4 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["Trial", "Sweep", "SweepResult", "RunObserver", "existing_trial", "summarize", "SKIP_STATUSES"]
+__all__ = ["Trial", "Sweep", "SweepResult", "RunObserver", "existing_trial", "record_id", "summarize", "SKIP_STATUSES"]

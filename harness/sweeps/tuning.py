@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from harness.api import Status
-from harness.api import canonical_name
+from harness.api import WORKLOAD_HYPERPARAMETERS, canonical_name
 from harness.common.config import load_named_yaml, named_configs
 from harness.common.seeding import derive_seed, stable_hash
 from harness.errors import UserInputError
@@ -184,7 +184,8 @@ def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[
     """Split a point into optimizer/norm hyperparameters.
 
     ``optimizer.x`` / ``norm.x`` go where they say; a bare name goes to the
-    asked submission's half, or to the other half if only that one knows it.
+    asked submission's half, or to the other half if only that one knows it;
+    a workload hyperparameter (label_smoothing, ...) goes to the optimizer's.
     """
     routed: dict[str, dict[str, Any]] = {s: {} for s in HP_SECTIONS}
     other = "norm" if own == "optimizer" else "optimizer"
@@ -192,8 +193,11 @@ def _route(point: dict[str, Any], own: str, names: dict[str, set[str]]) -> dict[
         section, _, name = key.partition(".")
         if section in HP_SECTIONS and name:
             routed[section][name] = value
-        elif canonical_name(key, names[own]) not in names[own] and canonical_name(key, names[other]) in names[other]:
-            routed[other][key] = value  # plan_run maps an AlgoPerf name (learning_rate) to the submission's
+        elif canonical_name(key, names[own]) not in names[own] and (
+                canonical_name(key, names[other]) in names[other] or (other == "optimizer" and key in WORKLOAD_HYPERPARAMETERS)):
+            # plan_run maps an AlgoPerf name (learning_rate) to the submission's; the
+            # workload's (label_smoothing, ...) sit among the optimizer's, as in AlgoPerf
+            routed[other][key] = value
         else:
             routed[own][key] = value  # unknown names: plan_run says "did you mean"
     return routed

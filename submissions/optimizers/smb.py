@@ -115,6 +115,7 @@ def update(ctx):
         opt.zero_grad(set_to_none=True)
         loss = ctx.loss_fn()
         loss.backward()
+        ctx.clip_gradients()  # the run's grad_clip, if any: SMB's step uses the clipped gradient
         return loss.detach()
 
     loss = opt.step(closure)

@@ -52,6 +52,10 @@ DEFAULTS = {
     "weight_decay": 5e-4,
     "warmup_fraction": 0.05,
 }
+# The step takes the gradient and the GGN products from autograd inside the
+# optimizer, so there is no gradient in .grad to clip between backward and step.
+REFUSES = {"grad_clip": "its step solves the natural-gradient system from the raw gradient inside the optimizer; "
+           "nothing in .grad to clip"}
 SEARCH_SPACE = {
     "lr": {"min": 0.01, "max": 1.0, "scaling": "log"},
     "damping": {"min": 1e-3, "max": 1.0, "scaling": "log"},

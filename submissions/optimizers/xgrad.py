@@ -117,6 +117,7 @@ def update(ctx):
     opt.predict_()
     loss = ctx.loss_fn()
     loss.backward()
+    ctx.clip_gradients()  # the run's grad_clip, if any: the gradient at the predicted weights
     opt.restore_()
     opt.step()
     if ctx.schedule is not None:

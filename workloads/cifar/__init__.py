@@ -70,4 +70,5 @@ WORKLOAD = WorkloadInfo(
     default_optimizer="nadamw",
     task="workloads.cifar.task:CifarTask",
     prepare="workloads.cifar.data:prepare",
+    hyperparameters=("label_smoothing",),
 )

@@ -83,4 +83,5 @@ WORKLOAD = WorkloadInfo(
     default_optimizer="adamw",
     task="workloads.diffusion.task:DiffusionTask",
     prepare="workloads.diffusion.data:prepare",
+    hyperparameters=("dropout_rate",),
 )

@@ -31,14 +31,14 @@ noise (and flips) from one seeded by (seed, step).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -153,7 +153,8 @@ class DiffusionTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        model = UNet(self.settings.model, norm)
+        config = self.settings.model  # dropout_rate replaces the size's own (DDPM's 0.1 full, 0 tiny)
+        model = UNet(replace(config, dropout=self.hyperparameters.get("dropout_rate", config.dropout)), norm)
         return model.to(device=self.device, memory_format=self.memory_format)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:
@@ -182,9 +183,12 @@ class DiffusionTask(Task):
             x0 = torch.where(flip, x0.flip(-1), x0)
         return self._diffuse(x0, t, eps, self.sqrt_abar, self.sqrt_one_minus_abar), t, eps
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def outputs(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Outputs:
         x_t, t, eps = batch
-        return F.mse_loss(model(x_t, t), eps)
+        return Outputs(model(x_t, t), eps, loss="mse")
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mean_loss(self.outputs(model, batch))
 
     # ----------------------------------------------------------------------- #
     # evaluation (untimed; the runner calls it under no_grad in eval mode)    #

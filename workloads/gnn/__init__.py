@@ -72,4 +72,5 @@ WORKLOAD = WorkloadInfo(
     default_optimizer="nadamw",
     task="workloads.gnn.task:GnnTask",
     prepare="workloads.gnn.data:prepare",
+    hyperparameters=("label_smoothing", "dropout_rate"),
 )

@@ -52,7 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -253,7 +254,9 @@ class GnnTask(Task):
         self._plan: Plan | None = None
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        return GNN(self.settings.model, norm).to(self.device)
+        config = self.settings.model  # AlgoPerf's dropout_rate replaces the size's own (0.1 full, 0 tiny)
+        config = dataclasses.replace(config, dropout=self.hyperparameters.get("dropout_rate", config.dropout))
+        return GNN(config, norm).to(self.device)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:
         return infer_param_types(model, head=HEAD)
@@ -270,8 +273,11 @@ class GnnTask(Task):
         b = self.size.batch_size
         return self._plan.batch(index * b, (index + 1) * b)
 
+    def outputs(self, model: nn.Module, batch: GraphBatch) -> Outputs:
+        return Outputs(model(batch), batch.y, batch.mask, loss="sigmoid")
+
     def loss(self, model: nn.Module, batch: GraphBatch) -> torch.Tensor:
-        return masked_bce(model(batch), batch.y, batch.mask)
+        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
 
     # -- evaluation (untimed; the runner calls it under no_grad in eval mode) #
 

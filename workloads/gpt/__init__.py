@@ -79,4 +79,5 @@ WORKLOAD = WorkloadInfo(
         "qk_norm": {"model.qk_norm": True},
         "z_loss": {"loss.z_loss": 1e-4},
     },
+    hyperparameters=("label_smoothing", "dropout_rate", "aux_dropout_rate"),
 )

@@ -58,6 +58,11 @@ class GPTConfig:
     n_embd: int = 768
     bias: bool = True  # biases in Linear layers, as GPT-2
     qk_norm: bool = False  # LayerNorm on each head's queries and keys (the gpt variant qk_norm)
+    # nanoGPT's dropout on the embeddings and on each residual branch's output
+    # (the run's dropout_rate), and on the attention weights (aux_dropout_rate,
+    # AlgoPerf's attention dropout); off by default, as GPT-2 pretraining.
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
 
 
 GPT2_SMALL = GPTConfig()
@@ -77,6 +82,8 @@ class CausalSelfAttention(nn.Module):
         # model under every norm submission.
         self.q_norm = nn.LayerNorm(config.n_embd // config.n_head, bias=config.bias) if config.qk_norm else None
         self.k_norm = nn.LayerNorm(config.n_embd // config.n_head, bias=config.bias) if config.qk_norm else None
+        self.attn_dropout = config.attn_dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -88,9 +95,9 @@ class CausalSelfAttention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         # Fused kernel (flash attention on GPUs); is_causal masks the future.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.attn_dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
-        return self.c_proj(y)
+        return self.resid_dropout(self.c_proj(y))
 
 
 class MLP(nn.Module):
@@ -99,9 +106,10 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.act = nn.GELU()  # a module, not F.gelu: norm submissions may swap it
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.act(self.c_fc(x)))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -133,6 +141,7 @@ class GPT(nn.Module):
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
                 wpe=nn.Embedding(config.block_size, config.n_embd),  # position embedding
+                drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList([Block(config, norm) for _ in range(config.n_layer)]),
                 ln_f=norm("token", config.n_embd),
             )
@@ -162,7 +171,7 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} exceeds the context of {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)

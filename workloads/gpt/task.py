@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -134,7 +135,10 @@ class GPTTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        return GPT(self.model_config, norm).to(self.device)
+        hp, config = self.hyperparameters, self.model_config
+        config = replace(config, dropout=hp.get("dropout_rate", config.dropout),
+                         attn_dropout=hp.get("aux_dropout_rate", config.attn_dropout))
+        return GPT(config, norm).to(self.device)
 
     def param_types(self, model: nn.Module) -> dict[str, ParamType]:
         """As the harness infers them (Linear weights MATRIX, biases BIAS, the
@@ -165,13 +169,18 @@ class GPTTask(Task):
         windows = self._ids(self.train[starts + self._window])  # (B, block_size + 1)
         return windows[:, :-1], windows[:, 1:]
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def outputs(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> Outputs:
+        """One row per token: logits (B*T, V) in float32, targets (B*T,)."""
         x, y = batch
         with self._autocast():
             logits = model(x)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        return Outputs(logits.float().flatten(0, 1), y.flatten())
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        out = self.outputs(model, batch)
+        loss = mean_loss(out, self.hyperparameters.get("label_smoothing", 0.0))
         if self.z_loss:
-            loss = loss + self.z_loss * z_loss_term(logits)
+            loss = loss + self.z_loss * z_loss_term(out.logits)
         return loss
 
     # ----------------------------------------------------------------------- #

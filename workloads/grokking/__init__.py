@@ -91,4 +91,5 @@ WORKLOAD = WorkloadInfo(
         "stablemax": {"loss": "stablemax"},
         "float64": {"dtype": "float64"},
     },
+    hyperparameters=("label_smoothing",),
 )

@@ -23,32 +23,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# The StableMax function and loss live with the harness's other losses, so
+# ``Task.outputs`` readers (AlgoPerf's loss_fn, the diagnostics) share them.
+from harness.common.losses import stablemax_cross_entropy, stablemax_s
+
 LOSSES = ("softmax", "stablemax")
-
-
-def stablemax_s(x: torch.Tensor) -> torch.Tensor:
-    """Prieto et al.'s s(x): x + 1 for x >= 0, 1 / (1 - x) for x < 0.
-
-    Each branch sees its input clamped to its own half-line, so the branch
-    ``torch.where`` drops is finite and its gradient (multiplied by 0) cannot
-    turn into NaN at x = 1, where 1 / (1 - x) would blow up.
-    """
-    return torch.where(x >= 0, x.clamp(min=0) + 1, 1 / (1 - x.clamp(max=0)))
 
 
 def stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """StableMax probabilities, ``s(x_i) / sum_j s(x_j)`` along ``dim``."""
     s = stablemax_s(logits)
     return s / s.sum(dim=dim, keepdim=True)
-
-
-def stablemax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """``-log StableMax(logits)_target`` per row of ``logits`` (N, C), reduced
-    like ``F.cross_entropy``. Computed as ``log sum_j s(x_j) - log s(x_t)``,
-    in the logits' dtype."""
-    s = stablemax_s(logits)
-    losses = s.sum(dim=-1).log() - s.gather(-1, targets[:, None]).squeeze(-1).log()
-    return _reduce(losses, reduction)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, loss: str = "softmax", reduction: str = "mean") -> torch.Tensor:
@@ -72,13 +57,3 @@ def zero_loss_fraction(logits: torch.Tensor, targets: torch.Tensor, loss: str = 
     """
     losses = cross_entropy(logits.float(), targets, loss=loss, reduction="none")
     return (losses == 0).float().mean()
-
-
-def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    if reduction == "none":
-        return losses
-    raise ValueError(f"unknown reduction {reduction!r}")

@@ -33,8 +33,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from harness.api import NormFactory, ParamType, Size, Task
+from harness.api import NormFactory, Outputs, ParamType, Size, Task
+from harness.common.losses import mean_loss
 from harness.common.datacache import arrays_digest
+from harness.errors import UserInputError
 from harness.params import infer_param_types
 
 from . import data, losses
@@ -91,7 +93,8 @@ class GrokkingTask(Task):
         }
         self.train_x, self.train_y = self.splits["train"]
         if size.batch_size != self.train_x.shape[0]:
-            raise ValueError(f"grokking {size.name} trains full batch: batch_size {size.batch_size} must be "
+            # A user's batch_size=N (config) meets this before anything is written: one line, not a traceback.
+            raise UserInputError(f"grokking {size.name} trains full batch: batch_size {size.batch_size} must be "
                              f"the {self.train_x.shape[0]} training pairs")
 
     # -- model --------------------------------------------------------------- #
@@ -109,9 +112,12 @@ class GrokkingTask(Task):
     def next_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.train_x, self.train_y  # full batch: the same pairs every step
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def outputs(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> Outputs:
         x, y = batch
-        return losses.cross_entropy(model(x), y, loss=self.loss_kind)
+        return Outputs(model(x), y, loss=self.loss_kind)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
 
     # -- evaluation (untimed; the runner calls it under no_grad in eval mode) - #
 
