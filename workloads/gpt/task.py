@@ -88,6 +88,8 @@ def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
 
 class GPTTask(Task):
     DEFAULT_SETTINGS = DEFAULT_SETTINGS
+    z_loss: float = 0.0  # the variant's coefficient (0: none)
+    model_config: GPTConfig | None = None  # the size's model with the variant's settings (None: the size's)
 
     def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int,
                  settings: Mapping[str, Any] | None = None) -> None:
@@ -135,7 +137,7 @@ class GPTTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        hp, config = self.hyperparameters, self.model_config
+        hp, config = self.hyperparameters, self.model_config or self.settings.model
         config = replace(config, dropout=hp.get("dropout_rate", config.dropout),
                          attn_dropout=hp.get("aux_dropout_rate", config.attn_dropout))
         return GPT(config, norm).to(self.device)
