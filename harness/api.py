@@ -415,6 +415,11 @@ class Task:
     it is (``self.hyperparameters.get("dropout_rate", <the size's own>)``).
     Label smoothing belongs to the training ``loss`` only: ``evaluate``'s
     losses stay unsmoothed, so targets mean the same with or without it.
+
+    A workload whose data must be downloaded may take ``synthetic=True`` as a
+    keyword of ``__init__`` (``bench run --synthetic-data``): random inputs of
+    the real shapes and dtypes instead of the dataset, made once on the device
+    (harness/common/synthetic.py); the harness passes it only when asked.
     """
 
     #: The run's workload hyperparameters (see above); empty unless given.

@@ -51,7 +51,8 @@ class _RichObserver:
         target = self.plan.size.target
         key = f"validation/{target.metric}"
         value = row.get(key)
-        text = f"{key} {value:.4f} (target {target.sign} {target.validation:g})" if value is not None else ""
+        goal = "no target: synthetic data" if self.plan.synthetic else f"target {target.sign} {target.validation:g}"
+        text = f"{key} {value:.4f} ({goal})" if value is not None else ""
         self.progress.update(self.task_id, completed=min(row["timed_s"], self.plan.max_runtime_s), step=row["step"], metric=text)
         self.progress.refresh()
 
@@ -70,7 +71,8 @@ def _banner(plan, size_was_default: bool) -> None:
         f"[bold]optbench[/] · workload [cyan]{info.name}[/] size [cyan]{size.name}[/]{why}"
         + (f" · variant [cyan]{plan.variant}[/] {plan.variant_settings}" if plan.variant else "") + "\n"
         f"  optimizer [green]{plan.optimizer.name}[/] ({plan.optimizer.origin}) · norm [green]{plan.norm.name}[/] ({plan.norm.origin}) · seed {plan.seed}\n"
-        f"  target validation/{target.metric} {sign} {target.validation:g} · budget {_planned_budget(plan)}"
+        + ("  no target (synthetic data)" if plan.synthetic else f"  target validation/{target.metric} {sign} {target.validation:g}")
+        + f" · budget {_planned_budget(plan)}"
         + (f" or {plan.max_steps} steps" if plan.max_steps else "")
         + (f" · [yellow]unofficial: {', '.join(plan.deviations)}[/]" if plan.deviations else ""),
         highlight=False,
@@ -123,7 +125,8 @@ def _summary(result, size) -> None:
     if contended:
         table.add_row("timing", f"[yellow]{contended}: kept, but unofficial[/]")
     ttt = rec["time_to_target_s"]
-    table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else "— (missed)")
+    missed = "— (synthetic data: no target)" if rec.get("synthetic") else "— (missed)"
+    table.add_row("time to target", f"{ttt:.2f} s" if ttt is not None else missed)
     table.add_row("steps to target", str(rec["steps_to_target"]) if rec["steps_to_target"] is not None else "—")
     target = rec.get("target") or {}
     if target.get("test_value") is not None:  # reported beside the time, as AlgoPerf: it never decides reached
@@ -163,13 +166,14 @@ def run(
     experiment: str = typer.Option("runs", "--experiment", help="Results sub-directory grouping runs."),
     variant: Optional[str] = typer.Option(None, "--variant", help="A workload variant (bench list), e.g. qk_norm, or a+b: scored apart from the base workload (docs/variants.md)."),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Data-parallel processes on this machine: launches torchrun (DDP; one GPU each, or gloo on CPU). The workload's batch is split across them."),
+    synthetic_data: bool = typer.Option(False, "--synthetic-data", help="Random inputs of the real shapes, made on the device: step time, memory and MFU of a full size with no dataset (unofficial, no target; docs/gpu.md). Same as data.synthetic=true."),
     wandb: bool = typer.Option(False, "--wandb", help="Track the run in Weights & Biases (offline into the run directory when no API key); same as logging.wandb=true."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value, e.g. optimizer.lr=3e-3 budget.max_steps=200."),
 ) -> None:
     """Train one submission on one workload and time it to the target."""
     import os
 
-    overrides = [*(overrides or []), *(["logging.wandb=true"] if wandb else [])]
+    overrides = [*(overrides or []), *(["logging.wandb=true"] if wandb else []), *(["data.synthetic=true"] if synthetic_data else [])]
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
     with user_errors():
         from harness.run import execute, plan_run

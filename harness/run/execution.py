@@ -190,11 +190,9 @@ def _load(plan: RunPlan, machine: Machine):
 
     optimizer_sub = plan.optimizer.load()
     norm_sub = plan.norm.load()
-    task_cls = build.import_task(plan.workload.info.task)
-    # Settings only for a variant: a task without variants need not take them.
-    settings = {"settings": plan.variant_settings} if plan.variant else {}
-    task: api.Task = task_cls(plan.size, machine.device, build.resolve_data_dir(plan.config), machine.seeds["data"],
-                              **settings)
+    task = build.make_task(plan.workload.info.task, plan.size, machine.device, build.resolve_data_dir(plan.config),
+                           machine.seeds["data"], synthetic=plan.synthetic,
+                           settings=plan.variant_settings if plan.variant else None)  # settings only for a variant
     task.hyperparameters = plan.hp_workload  # before build_model: dropout is the model's
     machine.fingerprint["distributed"] = distributed.describe_devices(machine.dist, machine.device)
     return optimizer_sub, norm_sub, task
@@ -232,6 +230,8 @@ def _training_context(plan: RunPlan, machine: Machine, task, step_task, optimize
     params = typed_parameters(model, task.param_types(model))
     sync_bn = bool((plan.config.get("distributed") or {}).get("sync_batchnorm", False))
     model, record["distributed"]["batchnorm"] = distributed.wrap_model(model, machine.dist, machine.device, sync_bn)
+    if plan.config.get("compile"):  # after typing the parameters: compiling renames them, not the tensors
+        model = torch.compile(model)
     optimizer, schedule = build.build_optimizer(optimizer_sub, params, plan.hp_optimizer, plan.size.step_hint)
     torch.manual_seed(machine.seeds["submission"])
     ctx = api.StepContext(

@@ -195,6 +195,8 @@ def cache_key(plan, device) -> str:
         "size": {k: getattr(size, k) for k in ("name", "dataset", "model", "batch_size")},
         "norm": plan.norm.sha256, "norm_name": plan.norm.name, "hp_norm": dict(plan.hp_norm),
         **({"variant": dict(plan.variant_settings)} if plan.variant else {}),
+        # Synthetic graphs are not ogbg's: a count on them is kept apart (others' keys unchanged).
+        **({"synthetic": True} if plan.synthetic else {}),
     }, length=24)
 
 
@@ -211,15 +213,15 @@ def _count_plan(plan, device, data_dir: Path) -> dict[str, Any]:
 
     from harness import api
     from harness.common.seeding import derive_seed
-    from harness.run.build import build_model, import_task
+    from harness.run.build import build_model, make_task
 
     py_state, np_state = random.getstate(), np.random.get_state()
     devices = [device] if torch.device(device).type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(derive_seed("flops", plan.workload.info.name, plan.size.name))
-            settings = {"settings": plan.variant_settings} if plan.variant else {}
-            task = import_task(plan.workload.info.task)(plan.size, device, data_dir, derive_seed(0, "data"), **settings)
+            task = make_task(plan.workload.info.task, plan.size, device, data_dir, derive_seed(0, "data"),
+                             synthetic=plan.synthetic, settings=plan.variant_settings if plan.variant else None)
             model = build_model(task, plan.norm.load(), api.Hyperparameters(dict(plan.hp_norm)), device)
             counted = count_step(task, model, task.next_batch(0))
             del task, model

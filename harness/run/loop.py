@@ -181,7 +181,7 @@ class TimedLoop:
             row.update(self.diagnostics.last)
             record["diagnostics"] = self.diagnostics.summary()
         target = self.plan.size.target
-        if target.test is not None:  # reported at every eval; only the validation target ends a run
+        if target.test is not None and not self.plan.synthetic:  # reported at every eval; only the validation target ends a run
             row["test_target_met"] = target.test_met(metrics)
         row["wall_s"] = time.perf_counter() - self.wall0
         self.metrics_log.append(row)
@@ -224,7 +224,11 @@ class TimedLoop:
         if not math.isfinite(train_loss):
             record["status"], record["reason"] = Status.DIVERGED.value, f"training loss became {train_loss} by step {step}"
             return True
-        if target.met(metrics) and self.timed <= budget_s:
+        if self.plan.synthetic:  # random data: no target to reach, the run measures its budget's steps
+            target_note = "synthetic data, no target"
+        else:
+            target_note = short_of_target(target, metrics, self.best_validation)
+        if target.met(metrics) and self.timed <= budget_s and not self.plan.synthetic:
             record["status"] = Status.REACHED.value
             record["time_to_target_s"], record["steps_to_target"] = self.timed, step
             record["reason"] = f"validation {target.metric} {metrics.get('validation/' + target.metric):.4g} met the target {target.validation:g} at step {step}"
@@ -235,11 +239,11 @@ class TimedLoop:
             return True
         if self.timed >= budget_s:
             record["status"] = Status.BUDGET_EXHAUSTED.value
-            record["reason"] = f"timed budget of {budget_s:g} s spent at step {step}; {short_of_target(target, metrics, self.best_validation)}"
+            record["reason"] = f"timed budget of {budget_s:g} s spent at step {step}; {target_note}"
             return True
         if max_steps is not None and step >= max_steps:
             record["status"] = Status.BUDGET_EXHAUSTED.value
-            record["reason"] = f"step limit of {max_steps} reached; {short_of_target(target, metrics, self.best_validation)}"
+            record["reason"] = f"step limit of {max_steps} reached; {target_note}"
             return True
         every_s = self.plan.eval_every_s
         while self.next_eval_s is not None and self.next_eval_s <= self.timed:

@@ -64,6 +64,12 @@ class RunPlan:
     def seed(self) -> int:
         return int(self.config["seed"])
 
+    @property
+    def synthetic(self) -> bool:
+        """Random inputs of the real shapes instead of the dataset (``data.synthetic``):
+        a measurement of step time, memory and MFU, with no target (docs/gpu.md)."""
+        return bool((self.config.get("data") or {}).get("synthetic"))
+
     def deviations_on(self, hardware_id: str | None) -> list[str]:
         """The run's deviations once it knows its hardware class: the plan's,
         and a class other than the pinned one (its seconds are another machine's)."""
@@ -79,6 +85,8 @@ def config_deviations(config: Mapping[str, Any]) -> list[str]:
     adds the hardware pin, known only when the run starts). Diagnostics are one:
     they add a gradient norm to every timed step."""
     found = [f"{k}={v}" for section in ("budget", "eval") for k, v in config[section].items() if v is not None]
+    found += ["data.synthetic=true"] if (config.get("data") or {}).get("synthetic") else []
+    found += ["compile=true"] if config.get("compile") else []
     found += [f"target.{k}={v}" for k, v in (config.get("target") or {}).items() if v is not None]
     return found + (["diagnostics=true"] if diagnostics_settings(config) is not None else [])
 
@@ -136,7 +144,6 @@ def plan_run(
     config, defaults = _compose(overrides, halves, hyperparameters or {},
                                 {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id,
                                  "variant": variant}, {"optimizer": taken})
-    variant_name, variant_settings = _variant(info, config)
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
     budget = config["budget"]
@@ -144,6 +151,7 @@ def plan_run(
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
     size_spec = _with_target_overrides(size_spec, config.get("target") or {})
     size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
+    _check_synthetic(config, size_spec)
     every_steps, every_s = _cadence(config, size_spec)
 
     label = _label(info, asked, optimizer_plugin, norm_plugin)
@@ -171,7 +179,7 @@ def plan_run(
         budget_basis=basis,
         budget_multiplier=multiplier,
         budget_note=note,
-        variant=variant_name, variant_settings=variant_settings,
+        **_variant(info, config),
         hp_workload=_workload_values(config, taken, optimizer_plugin),
     )
 
@@ -204,16 +212,17 @@ def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[s
     return config, defaults
 
 
-def _variant(info: api.WorkloadInfo, config: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """(name, settings) of the config's workload variant, ``a+b`` for several
-    (api.WorkloadInfo.resolve_variant), the config left naming it canonically;
-    (None, {}) for the workload itself. A variant is not a deviation: it is a
-    workload of its own on the boards, with its base size's target and budget."""
+def _variant(info: api.WorkloadInfo, config: dict[str, Any]) -> dict[str, Any]:
+    """RunPlan's ``variant`` and ``variant_settings`` of the config's workload
+    variant, ``a+b`` for several (api.WorkloadInfo.resolve_variant), the config
+    left naming it canonically; None and {} for the workload itself. A variant
+    is not a deviation: it is a workload of its own on the boards, with its base
+    size's target and budget."""
     if not config.get("variant"):
-        return None, {}
+        return {"variant": None, "variant_settings": {}}
     name, settings = info.resolve_variant(config["variant"])
     config["variant"] = name
-    return name, settings
+    return {"variant": name, "variant_settings": settings}
 
 
 def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugin, overrides,
@@ -326,6 +335,18 @@ def _with_batch_size(size_spec: api.Size, batch_size: Any, deviations: list[str]
     if batch_size == size_spec.batch_size:
         return size_spec, deviations
     return replace(size_spec, batch_size=batch_size), [*deviations, f"batch_size={batch_size}"]
+
+
+def _check_synthetic(config: Mapping[str, Any], size_spec: api.Size) -> None:
+    """``data.synthetic`` is a boolean, and only for the GPU sizes: a tiny size's
+    data ships with optbench or is generated, so there is nothing to stand in for."""
+    synthetic = (config.get("data") or {}).get("synthetic")
+    if synthetic is not None and not isinstance(synthetic, bool):
+        raise UserInputError(f"data.synthetic must be true or false, got {synthetic!r}")
+    if synthetic and size_spec.device != "cuda":
+        raise UserInputError(
+            f"data.synthetic=true (--synthetic-data) is for the GPU sizes (full): size {size_spec.name!r} "
+            "needs no download, its data ships with optbench or is generated")
 
 
 def _cadence(config: Mapping[str, Any], size_spec: api.Size) -> tuple[int | None, float | None]:

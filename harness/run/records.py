@@ -25,7 +25,11 @@ status             reached | budget_exhausted | diverged | interrupted | error |
 reason             one line saying why the run stopped; harness-detected errors say it plainly:
                    "evaluation changed buffer <name>" (or "parameter <name>": evaluation must not
                    change the model, harness/run/evalguard.py), "step did not return within N s (...)"
-target             {metric, value, direction, test_value}
+target             {metric, value, direction, test_value}; null for a synthetic run (no target)
+synthetic          true: random inputs of the real shapes, no dataset (config data.synthetic, bench run
+                   --synthetic-data): a measurement of step time, memory and MFU that never reaches a
+                   target (it runs to its budget), is unofficial and is left off every board
+batch_size         the batch of every step: the size's, or the config's batch_size (a deviation)
 time_to_target_s   timed seconds at the first eval meeting the validation target (null when missed);
                    as in AlgoPerf the validation target alone decides ``reached``
 steps_to_target    training steps at that eval (null when missed)
@@ -239,7 +243,9 @@ def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int,
         "device": str(device),
         "status": "running",
         "reason": "",
-        "target": plan.size.target.as_dict(),
+        "target": None if plan.synthetic else plan.size.target.as_dict(),
+        "synthetic": plan.synthetic,
+        "batch_size": plan.size.batch_size,
         "time_to_target_s": None,
         "steps_to_target": None,
         "test_target_met": None,

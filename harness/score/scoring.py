@@ -687,6 +687,8 @@ def comparability_problems(rec: Mapping[str, Any], size: Any = ...) -> list[str]
     problems = []
     if rec.get("_unsealed"):
         problems.append("no digest: not written by optbench, or edited")
+    if rec.get("synthetic"):  # on no board at all, not even an unofficial one (_scoring_trials)
+        return [*problems, "synthetic data (data.synthetic=true): a step-time, memory and MFU measurement with no target"]
     if not bool(rec.get("official", True)):
         deviations = [str(d) for d in rec.get("deviations") or []]
         problems.append("unofficial" + (f" ({', '.join(deviations)})" if deviations else ""))
@@ -752,11 +754,12 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             # its model FLOPs per step and achieved FLOP/s (harness/run/flops.py; nan when not counted)
             "flops_per_step": _as_float(compute.get("flops_per_step")) or math.nan,
             "achieved_flops_per_s": _as_float(compute.get("achieved_flops_per_s")) or math.nan,
+            "synthetic": bool(rec.get("synthetic")),
         })
     columns = ["ruleset", "hardware_id", "submission", "workload", "study", "trial", "trial_id", "status",
                "time_to_target_s", "steps_to_target", "official", "data_sha256", "budget_basis",
                "reference_hardware_id", "speed_factor", "time_s_normalized", "path", "hyperparameters",
-               "flops_per_step", "achieved_flops_per_s"]
+               "flops_per_step", "achieved_flops_per_s", "synthetic"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -1002,7 +1005,8 @@ def _scoring_trials(trials: pd.DataFrame, allow_mixed_hardware: bool, normalize:
     """(the rows scored, same index as ``trials``, with the board each belongs
     to in its hardware_id and the seconds it is scored by; the warnings about
     rows that cannot be normalised)."""
-    scoring_trials = trials.copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
+    # A synthetic run has no target to be timed to: listed as left out, never scored.
+    scoring_trials = trials[~trials["synthetic"]].copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
     notes: list[str] = []
     if allow_mixed_hardware:
         scoring_trials["hardware_id"] = MIXED

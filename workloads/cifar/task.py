@@ -22,6 +22,7 @@ from torch import nn
 
 from harness.api import NormFactory, Outputs, ParamType, Size, Task
 from harness.common.losses import mean_loss
+from harness.common import synthetic
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -51,37 +52,42 @@ SETTINGS = {
 }
 
 CROP_PADDING = 4
+# The full size's split sizes (CIFAR-10 as AlgoPerf splits it), for synthetic data.
+SYNTHETIC_SPLITS = {"train": 50_000 - data.CIFAR10_VALIDATION, "validation": data.CIFAR10_VALIDATION, "test": 10_000}
 
 
 class CifarTask(Task):
-    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int) -> None:
+    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int, *, synthetic: bool = False) -> None:
         super().__init__(size, device, Path(data_dir), seed)
         if size.name not in SETTINGS:
             raise ValueError(f"cifar has no size {size.name!r} (have: {', '.join(SETTINGS)})")
         self.settings = SETTINGS[size.name]
         self.memory_format = torch.channels_last if self.settings.channels_last else torch.contiguous_format
 
-        splits = data.shapes_splits() if size.name == "tiny" else data.load_cifar10(self.data_dir)
-        # full: load_cifar10 checked the archive against its published sha256
-        self.data_sha256 = (
-            arrays_digest({f"{name}.{part}": a for name, xy in splits.items() for part, a in zip("xy", xy)})
-            if size.name == "tiny" else data.CIFAR10_SHA256
-        )
+        if synthetic:  # random images and labels of the real splits, made on the device (harness/common/synthetic.py)
+            splits, self.data_sha256 = self._synthetic_splits(), None
+        else:
+            splits = data.shapes_splits() if size.name == "tiny" else data.load_cifar10(self.data_dir)
+            # full: load_cifar10 checked the archive against its published sha256
+            self.data_sha256 = (
+                arrays_digest({f"{name}.{part}": a for name, xy in splits.items() for part, a in zip("xy", xy)})
+                if size.name == "tiny" else data.CIFAR10_SHA256
+            )
 
         # Per-channel mean / std of the training images, so inputs are ~N(0, 1);
         # the validation and test sets use the training statistics. In place,
         # reusing the training floats: the same arithmetic as (x - mean) / std,
         # bit for bit, without three more copies of the training set (~0.5 s).
-        train_x = torch.from_numpy(splits["train"][0]).float().div_(255.0)
+        train_x = torch.as_tensor(splits["train"][0]).float().div_(255.0)
         self.mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
         self.std = train_x.std(dim=(0, 2, 3), keepdim=True)
 
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, (images, labels) in splits.items():
-            x = train_x if name == "train" else torch.from_numpy(images).float().div_(255.0)
+            x = train_x if name == "train" else torch.as_tensor(images).float().div_(255.0)
             x = x.sub_(self.mean).div_(self.std)
             x = x.to(self.device).contiguous(memory_format=self.memory_format)
-            y = torch.from_numpy(labels).long().to(self.device)
+            y = torch.as_tensor(labels).long().to(self.device)
             self.splits[name] = (x, y)
 
         self.train_x, self.train_y = self.splits["train"]
@@ -95,6 +101,17 @@ class CifarTask(Task):
         self._epoch = -1
         self._permutation: torch.Tensor | None = None
         self._arange = torch.arange(self.train_x.shape[-1], device=self.device)
+
+    def _synthetic_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Uniform uint8 images (3, 32, 32) and labels of 10 classes, on the device,
+        as many as the real splits hold (off a GPU, a couple of batches)."""
+        real = data.SHAPES_SPLITS if self.size.name == "tiny" else SYNTHETIC_SPLITS
+        splits = {}
+        for name, n in real.items():
+            n = synthetic.count(n, self.device, self.size.batch_size)
+            splits[name] = (synthetic.uint8_images(n, (3, 32, 32), self.device, self.seed, name),
+                            synthetic.labels(n, 10, self.device, self.seed, name))
+        return splits
 
     # ----------------------------------------------------------------------- #
     # model                                                                   #

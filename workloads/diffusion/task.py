@@ -39,6 +39,7 @@ from torch import nn
 
 from harness.api import NormFactory, Outputs, ParamType, Size, Task
 from harness.common.losses import mean_loss
+from harness.common import synthetic
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -47,6 +48,8 @@ from . import data
 from .model import DDPM_CIFAR10, HEAD, UNet, UNetConfig
 
 METRIC = "denoising_loss"
+# The full size's split sizes (CIFAR-10 as the cifar workload splits it), for synthetic data.
+SYNTHETIC_SPLITS = {"train": 45_000, "validation": 5_000, "test": 10_000}
 
 
 @dataclass(frozen=True)
@@ -97,16 +100,19 @@ def make_betas(schedule: str, timesteps: int) -> torch.Tensor:
 
 
 class DiffusionTask(Task):
-    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int) -> None:
+    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int, *, synthetic: bool = False) -> None:
         super().__init__(size, device, Path(data_dir), seed)
         if size.name not in SETTINGS:
             raise ValueError(f"diffusion has no size {size.name!r} (have: {', '.join(SETTINGS)})")
         self.settings = s = SETTINGS[size.name]
         self.memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
 
-        splits = data.shapes16_splits() if size.name == "tiny" else data.load_cifar10_images(self.data_dir)
-        # full: the images come from the CIFAR-10 archive, checked against its sha256
-        self.data_sha256 = arrays_digest(splits) if size.name == "tiny" else data.cifar10.CIFAR10_SHA256
+        if synthetic:  # random images of the real splits (harness/common/synthetic.py)
+            splits, self.data_sha256 = self._synthetic_splits(), None
+        else:
+            splits = data.shapes16_splits() if size.name == "tiny" else data.load_cifar10_images(self.data_dir)
+            # full: the images come from the CIFAR-10 archive, checked against its sha256
+            self.data_sha256 = arrays_digest(splits) if size.name == "tiny" else data.cifar10.CIFAR10_SHA256
 
         abar = torch.cumprod(1.0 - make_betas(s.schedule, s.timesteps), dim=0)
         self.sqrt_abar = abar.sqrt().float().to(device)
@@ -135,10 +141,23 @@ class DiffusionTask(Task):
         self._epoch = -1
         self._permutation: torch.Tensor | None = None
 
+    def _synthetic_splits(self) -> dict[str, torch.Tensor]:
+        """Uniform uint8 images of the size's shape: the training images made on the
+        device, the evaluation ones on the CPU, where the fixed evaluation problems
+        are drawn; as many as the real splits (off a GPU, a couple of batches)."""
+        real = data.SHAPES16_SPLITS if self.size.name == "tiny" else SYNTHETIC_SPLITS
+        side = self.settings.model.image_size
+        splits = {}
+        for name, n in real.items():
+            where = self.device if name == "train" else torch.device("cpu")
+            n = synthetic.count(n, self.device, self.size.batch_size)
+            splits[name] = synthetic.uint8_images(n, (3, side, side), where, self.seed, name)
+        return splits
+
     @staticmethod
     def _scale(images) -> torch.Tensor:
-        """uint8 numpy (N, C, H, W) -> float [-1, 1], as Ho et al."""
-        return torch.from_numpy(images).float().div_(127.5).sub_(1.0)
+        """uint8 (N, C, H, W), numpy or torch -> float [-1, 1], as Ho et al."""
+        return torch.as_tensor(images).float().div_(127.5).sub_(1.0)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device).contiguous(memory_format=self.memory_format)

@@ -532,6 +532,54 @@ def load_pcba(
     return splits
 
 
+# --------------------------------------------------------------------------- #
+# synthetic: random graphs of ogbg-molpcba's shapes (bench run --synthetic-data) #
+# --------------------------------------------------------------------------- #
+
+PCBA_SPLIT_SIZES = {"train": 350_343, "validation": 43_793, "test": 43_793}
+# OGB's atom and bond feature vectors (ogb.utils.features): categories per column.
+PCBA_ATOM_CATEGORIES = (119, 5, 12, 12, 10, 6, 6, 2, 2)
+PCBA_BOND_CATEGORIES = (5, 6, 2)
+SYNTHETIC_ATOMS = (13, 40)  # uniform in [13, 40): mean 26 atoms, as molpcba's 26.0
+SYNTHETIC_RINGS = (1, 5)  # bonds beyond a spanning tree, uniform in [1, 5): ~27.5 bonds (molpcba: 28.1)
+SYNTHETIC_MISSING = 0.5  # share of labels missing (NaN)
+SYNTHETIC_POSITIVE = 0.1  # share of present labels that are 1
+
+
+def synthetic_graphs(num_graphs: int, seed: int, num_tasks: int = PCBA_NUM_TASKS) -> GraphSet:
+    """``num_graphs`` random molecule-sized graphs with molpcba's feature shapes:
+    a random spanning tree plus a few extra bonds each, integer atom and bond
+    categories in OGB's ranges (float32, as the loader gives them), and labels
+    of ``num_tasks`` tasks, some missing. Deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    num_nodes = rng.integers(*SYNTHETIC_ATOMS, size=num_graphs)
+    rings = rng.integers(*SYNTHETIC_RINGS, size=num_graphs)
+    # Tree bonds: local atom k >= 1 bonds to a uniformly chosen earlier atom.
+    child = _ranges(np.ones(num_graphs, dtype=np.int64), num_nodes - 1)
+    parent = np.floor(rng.random(len(child)) * child).astype(np.int64)
+    # Ring bonds: two distinct atoms of the graph.
+    ring_n = np.repeat(num_nodes, rings)
+    a = np.floor(rng.random(len(ring_n)) * ring_n).astype(np.int64)
+    b = (a + 1 + np.floor(rng.random(len(ring_n)) * (ring_n - 1)).astype(np.int64)) % ring_n
+    owner = np.concatenate([np.repeat(np.arange(num_graphs), num_nodes - 1), np.repeat(np.arange(num_graphs), rings)])
+    by_graph = np.argsort(owner, kind="stable")  # each graph's bonds together, graphs in order
+    edge_index = np.stack([np.concatenate([parent, a]), np.concatenate([child, b])], axis=1)[by_graph]
+
+    def categories(rows: int, sizes: tuple[int, ...]) -> np.ndarray:
+        return np.floor(rng.random((rows, len(sizes)), dtype=np.float32) * np.array(sizes, dtype=np.float32))
+
+    labels = (rng.random((num_graphs, num_tasks), dtype=np.float32) < SYNTHETIC_POSITIVE).astype(np.float32)
+    labels[rng.random((num_graphs, num_tasks), dtype=np.float32) < SYNTHETIC_MISSING] = np.nan
+    return GraphSet(
+        node_feat=categories(int(num_nodes.sum()), PCBA_ATOM_CATEGORIES),
+        edge_index=edge_index,
+        edge_feat=categories(len(edge_index), PCBA_BOND_CATEGORIES),
+        num_nodes=num_nodes.astype(np.int64),
+        num_edges=(num_nodes - 1 + rings).astype(np.int64),
+        labels=labels,
+    )
+
+
 def prepare(data_dir: str | os.PathLike, url: str = PCBA_URL) -> Path:
     """Download OGB's pcba.zip and unpack it to ``<data_dir>/ogbg_molpcba/pcba``
     (what ``bench data prepare gnn`` runs). Idempotent: a complete unpacked

@@ -54,6 +54,7 @@ from torch import nn
 
 from harness.api import NormFactory, Outputs, ParamType, Size, Task
 from harness.common.losses import mean_loss
+from harness.common import synthetic
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -231,15 +232,18 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor, mask: tor
 
 
 class GnnTask(Task):
-    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int) -> None:
+    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int, *, synthetic: bool = False) -> None:
         super().__init__(size, device, Path(data_dir), seed)
         if size.name not in SETTINGS:
             raise ValueError(f"gnn has no size {size.name!r} (have: {', '.join(SETTINGS)})")
         self.settings = SETTINGS[size.name]
-        splits = data.molgen_splits() if size.name == "tiny" else data.load_pcba(self.data_dir)
-        self.data_sha256 = arrays_digest(
-            {f"{name}.{f.name}": getattr(graphs, f.name) for name, graphs in splits.items() for f in dataclasses.fields(graphs)}
-        )
+        if synthetic:
+            splits, self.data_sha256 = self._synthetic_splits(), None
+        else:
+            splits = data.molgen_splits() if size.name == "tiny" else data.load_pcba(self.data_dir)
+            self.data_sha256 = arrays_digest(
+                {f"{name}.{f.name}": getattr(graphs, f.name) for name, graphs in splits.items() for f in dataclasses.fields(graphs)}
+            )
         self.stores = {name: GraphStore(graphs, device) for name, graphs in splits.items()}
         self.train = self.stores["train"]
         self.steps_per_epoch = self.train.num_graphs // size.batch_size
@@ -252,6 +256,20 @@ class GnnTask(Task):
         self._generator = torch.Generator()  # CPU: the host must know batch sizes
         self._epoch = -1
         self._plan: Plan | None = None
+
+    def _synthetic_splits(self) -> dict[str, data.GraphSet]:
+        """Random graphs of molpcba's sizes and feature shapes (data.synthetic_graphs),
+        as many as its splits hold (off a GPU, a couple of batches). Made on the
+        host, like every split here: batch bounds come from per-graph sizes the
+        host keeps; the stores then live on the device."""
+        if self.size.name == "tiny":
+            raise ValueError("gnn tiny's molecules are generated already: synthetic data is for the full size")
+        real, tasks = data.PCBA_SPLIT_SIZES, self.settings.model.num_outputs
+        splits = {}
+        for name, n in real.items():
+            n = synthetic.count(n, self.device, self.size.batch_size)
+            splits[name] = data.synthetic_graphs(n, derive_seed(self.seed, "synthetic", name), num_tasks=tasks)
+        return splits
 
     def build_model(self, norm: NormFactory) -> nn.Module:
         config = self.settings.model  # AlgoPerf's dropout_rate replaces the size's own (0.1 full, 0 tiny)

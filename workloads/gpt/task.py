@@ -31,6 +31,7 @@ from torch import nn
 
 from harness.api import NormFactory, Outputs, ParamType, Size, Task
 from harness.common.losses import mean_loss
+from harness.common import synthetic as synthetic_data
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
@@ -67,6 +68,8 @@ SETTINGS = {
 }
 
 
+GPT2_TOKENS = 50257  # GPT-2's BPE vocabulary; the model pads its table to 50304
+
 # The task's settings, which the workload's variants set (workloads/gpt/__init__.py):
 # qk-layernorm in every attention layer, and the z-loss coefficient (0: none).
 DEFAULT_SETTINGS: Mapping[str, Any] = {"model.qk_norm": False, "loss.z_loss": 0.0}
@@ -92,7 +95,7 @@ class GPTTask(Task):
     model_config: GPTConfig | None = None  # the size's model with the variant's settings (None: the size's)
 
     def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int,
-                 settings: Mapping[str, Any] | None = None) -> None:
+                 settings: Mapping[str, Any] | None = None, *, synthetic: bool = False) -> None:
         super().__init__(size, device, Path(data_dir), seed)
         if size.name not in SETTINGS:
             raise ValueError(f"gpt has no size {size.name!r} (have: {', '.join(SETTINGS)})")
@@ -102,9 +105,14 @@ class GPTTask(Task):
         self.z_loss = float(self.variant_settings["loss.z_loss"])
         self.model_config = replace(s.model, qk_norm=self.variant_settings["model.qk_norm"])
         self.block_size = s.model.block_size
-        eval_tokens = s.eval_windows * self.block_size + 1  # +1: the last window's last target
+        self.eval_windows = s.eval_windows
+        if synthetic:  # off a GPU, a couple of evaluation batches (harness/common/synthetic.py)
+            self.eval_windows = synthetic_data.count(s.eval_windows, device, size.batch_size)
+        eval_tokens = self.eval_windows * self.block_size + 1  # +1: the last window's last target
 
-        if size.name == "tiny":
+        if synthetic:
+            self.tokens, self._wide = self._synthetic_streams(eval_tokens), True
+        elif size.name == "tiny":
             splits = data.tiny_splits()
             self.data_sha256 = arrays_digest(splits)
             self.tokens = {name: torch.from_numpy(ids.astype(np.int64)).to(device) for name, ids in splits.items()}
@@ -125,6 +133,17 @@ class GPTTask(Task):
 
         self._generator = torch.Generator(device=device)
         self._window = torch.arange(self.block_size + 1, device=device)  # offsets within a window
+
+    def _synthetic_streams(self, eval_tokens: int) -> dict[str, torch.Tensor]:
+        """Uniform token ids of the model's vocabulary as int16 bit patterns (as the
+        FineWeb tokens are kept), on the device: the training stream as long as the
+        real one on a GPU (its memory), a couple of batches' windows elsewhere."""
+        s, device = self.settings, self.device
+        train_real = s.train_tokens or len(data.tiny_splits()["train"])
+        train = synthetic_data.count(train_real, device, self.size.batch_size * (self.block_size + 1))
+        lengths = {"train": max(train, self.block_size + 2), "validation": eval_tokens}
+        vocab = min(s.model.vocab_size, GPT2_TOKENS)  # ids the tokenizer emits, not the padded table's rows
+        return {name: synthetic_data.token_ids_int16(n, vocab, device, self.seed, name) for name, n in lengths.items()}
 
     def _ids(self, t: torch.Tensor) -> torch.Tensor:
         return (t.long() & 0xFFFF) if self._wide else t
@@ -190,7 +209,7 @@ class GPTTask(Task):
     # ----------------------------------------------------------------------- #
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        T, windows, per_batch = self.block_size, self.settings.eval_windows, self.settings.eval_batch_size
+        T, windows, per_batch = self.block_size, self.eval_windows, self.settings.eval_batch_size
         metrics = {}
         for split in self.eval_splits:
             stream = self.tokens[split]

@@ -76,7 +76,10 @@ class GrokkingTask(Task):
     DEFAULT_SETTINGS = DEFAULT_SETTINGS
 
     def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int,
-                 settings: Mapping[str, Any] | None = None) -> None:
+                 settings: Mapping[str, Any] | None = None, *, synthetic: bool = False) -> None:
+        # ``synthetic`` (bench run --synthetic-data) changes nothing here: the
+        # table is generated in memory anyway, there is no dataset to stand in
+        # for. The run is still unofficial and has no target.
         super().__init__(size, device, Path(data_dir), seed)
         if size.name not in SIZES:
             raise ValueError(f"grokking has no size {size.name!r} (have: {', '.join(SIZES)})")
