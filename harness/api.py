@@ -211,6 +211,14 @@ class WorkloadInfo:
     work; it is imported only when a run starts. ``prepare`` is an optional
     ``"module:function"`` taking ``data_dir`` that downloads and verifies the
     full size's dataset (``bench data prepare <workload>``).
+
+    ``variants`` names settings of the task that change the problem (a model
+    or loss mitigation, another precision): ``{"qk_norm": {"model.qk_norm":
+    True}}``. A run picks one with ``bench run --variant NAME`` (or several
+    joined by ``+``, :meth:`resolve_variant`); the runner then passes the
+    settings to the task as ``Task(size, device, data_dir, seed,
+    settings=...)``. A variant keeps its size's target and budget, and its
+    runs are scored in a column of their own (docs/variants.md).
     """
 
     name: str
@@ -224,6 +232,30 @@ class WorkloadInfo:
     #: The names of :data:`WORKLOAD_HYPERPARAMETERS` this workload implements
     #: (``grad_clip`` is the step's, taken by every workload: :meth:`takes`).
     hyperparameters: tuple[str, ...] = ()
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def resolve_variant(self, name: str) -> tuple[str, dict[str, Any]]:
+        """(canonical name, settings) of ``name``: one declared variant, or
+        several joined by ``+`` (``stablemax+float64``), merged left to right
+        and named in declaration order, so either spelling is one variant. Two
+        parts that set one key to different values are refused."""
+        from harness.errors import UserInputError, did_you_mean
+
+        parts = [p.strip() for p in str(name).split("+")]
+        for part in parts:
+            if part not in self.variants:
+                have = list(self.variants)
+                raise UserInputError(f"workload {self.name!r} has no variant {part!r}; "
+                                     + (did_you_mean(part, have) if have else "it declares none"))
+        order = list(self.variants)
+        parts = sorted(set(parts), key=order.index)
+        settings: dict[str, Any] = {}
+        for part in parts:
+            for key, value in self.variants[part].items():
+                if key in settings and settings[key] != value:
+                    raise UserInputError(f"variants of {name!r} disagree on {key}: {settings[key]!r} and {value!r}")
+                settings[key] = value
+        return "+".join(parts), settings
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.hyperparameters if n not in WORKLOAD_HYPERPARAMETERS or n in STEP_HYPERPARAMETERS]

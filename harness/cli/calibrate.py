@@ -26,6 +26,7 @@ def calibrate(
     quantile: float = typer.Option(0.5, "--quantile", help="Share of the seeds meant to reach the target (0.5 = the median best)."),
     budget_fraction: float = typer.Option(0.67, "--budget-fraction", help="Where in the budget the median seed should reach the target."),
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root; runs go to <output>/calibration/..."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Calibrate a workload variant (bench list), in a directory of its own; a variant keeps its base's target unless you change it."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides for every run, e.g. eval.every_steps=50."),
 ) -> None:
     """Measure a size's target and budget (search, seeds, median best metric, reference steps); resumable.
@@ -44,6 +45,7 @@ def calibrate(
         s = run_calibration(
             workload, size, submission, search=search, seeds=seeds, steps=steps, quantile_q=quantile,
             budget_fraction=budget_fraction, output=output, overrides=tuple(overrides or ()), progress=progress,
+            variant=variant,
         )
     table = Table(title=f"calibration · {workload} {size} · {s['optimizer']} · {s['metric']} ({s['direction']})")
     early = f"best by {s['protocol']['budget_fraction']:g} of the run"

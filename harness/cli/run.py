@@ -68,7 +68,8 @@ def _banner(plan, size_was_default: bool) -> None:
     if size_was_default:
         why = " (default: a CUDA device is present)" if size.name == "full" else " (default: no CUDA device; use --size full on a GPU)"
     console.print(
-        f"[bold]optbench[/] · workload [cyan]{info.name}[/] size [cyan]{size.name}[/]{why}\n"
+        f"[bold]optbench[/] · workload [cyan]{info.name}[/] size [cyan]{size.name}[/]{why}"
+        + (f" · variant [cyan]{plan.variant}[/] {plan.variant_settings}" if plan.variant else "") + "\n"
         f"  optimizer [green]{plan.optimizer.name}[/] ({plan.optimizer.origin}) · norm [green]{plan.norm.name}[/] ({plan.norm.origin}) · seed {plan.seed}\n"
         + ("  no target (synthetic data)" if plan.synthetic else f"  target validation/{target.metric} {sign} {target.validation:g}")
         + f" · budget {_planned_budget(plan)}"
@@ -163,6 +164,7 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Run seed; every random stream derives from it."),
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
     experiment: str = typer.Option("runs", "--experiment", help="Results sub-directory grouping runs."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="A workload variant (bench list), e.g. qk_norm, or a+b: scored apart from the base workload (docs/variants.md)."),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Data-parallel processes on this machine: launches torchrun (DDP; one GPU each, or gloo on CPU). The workload's batch is split across them."),
     synthetic_data: bool = typer.Option(False, "--synthetic-data", help="Random inputs of the real shapes, made on the device: step time, memory and MFU of a full size with no dataset (unofficial, no target; docs/gpu.md). Same as data.synthetic=true."),
     wandb: bool = typer.Option(False, "--wandb", help="Track the run in Weights & Biases (offline into the run directory when no API key); same as logging.wandb=true."),
@@ -178,7 +180,7 @@ def run(
 
         plan = plan_run(
             workload, submission, size=size, norm=norm, seed=seed, output=output,
-            experiment=experiment, overrides=overrides,
+            experiment=experiment, overrides=overrides, variant=variant,
         )
         if nproc is not None and "WORLD_SIZE" not in os.environ:
             _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, overrides)
@@ -207,6 +209,7 @@ def _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, ov
             "--output", str(output), "--experiment", experiment]
     args += ["--submission", submission] if submission else []
     args += ["--norm", norm] if norm else []
+    args += ["--variant", plan.variant] if plan.variant else []
     cmd = torchrun_command(nproc, [*args, *overrides])
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:  # the node's cores, shared (torchrun would say 1 and warn)
@@ -245,6 +248,7 @@ def _listing() -> dict[str, Any]:
                 "hyperparameters": list(info.takes()),
                 "calibration": size.calibration,
                 "target_setting": dict(size.target_setting) if size.target_setting else None,
+                "variants": {k: dict(v) for k, v in info.variants.items()},
             })
     submissions = []
     for name, plugin in sorted(registry.submissions.items()):
@@ -291,7 +295,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         t = w["target"]
         sign = comparison_sign(t["direction"])
         every = f"{w['eval_every_steps']} steps" if w["eval_every_steps"] else f"{w['eval_every_s']:g} s"
-        table.add_row(w["workload"], w["size"], f"{w['dataset']} · {w['model']}", str(w["batch_size"]),
+        variants = f" (variants: {', '.join(w['variants'])})" if w["variants"] else ""
+        table.add_row(w["workload"] + variants, w["size"], f"{w['dataset']} · {w['model']}", str(w["batch_size"]),
                       f"{t['metric']} {sign} {t['value']:g}", _listed_budget(w), every,
                       str(w["step_hint"]), w["device"])
     console.print(table)

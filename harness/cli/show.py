@@ -88,6 +88,7 @@ def workload_info(entry: Any) -> dict[str, Any]:
         "default_optimizer": info.default_optimizer,
         "default_norm": info.default_norm,
         "norm_sites": list(info.norm_sites),
+        "variants": {k: dict(v) for k, v in info.variants.items()},
         "hyperparameters": list(info.takes()),
         "origin": entry.origin,
         "source": entry.source,
@@ -192,6 +193,7 @@ def _lines_workload(d: dict[str, Any]) -> list[str]:
     rows = [("description", d["description"] or "—"), ("origin", f"{_origin(d)} ({d['source']})"),
             ("default optimizer", d["default_optimizer"]), ("default norm", d["default_norm"]),
             ("norm sites", ", ".join(d["norm_sites"]) or "none"),
+            ("variants", "; ".join(f"{k} {v}" for k, v in d["variants"].items()) or "none"),
             ("hyperparameters", ", ".join(d.get("hyperparameters") or []) or "none")]
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]

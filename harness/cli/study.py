@@ -77,7 +77,7 @@ class _RichStudyObserver:
 def _header(study) -> None:
     t = study.target
     console.print(
-        f"[bold]bench study lr[/] · [cyan]{study.workload}-{study.size}[/] · {study.steps} steps per run, no stop at "
+        f"[bold]bench study lr[/] · [cyan]{study.root.name}[/] · {study.steps} steps per run, no stop at "
         f"the target (validation/{t.metric} {comparison_sign(t.direction)} {t.validation:g}) · {study.seeds} seed(s)",
         highlight=False)
     for label, grid in study.grids.items():
@@ -143,6 +143,7 @@ def lr(
     lr_range: Optional[str] = typer.Option(None, "--range", help="LOW:HIGH, e.g. 1e-4:1e-1. Default: the submission's SEARCH_SPACE range for its lr, else 1e-4:1e-1."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps per run (all of them: no stop at the target). Default: the size's step_hint."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per learning rate (0, 1, ...)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Study a workload variant (bench list), e.g. qk_norm: records go to OUTPUT/study_lr/WORKLOAD-SIZE+VARIANT/."),
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root: records go to OUTPUT/study_lr/WORKLOAD-SIZE/."),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and what would run; run nothing."),
@@ -157,7 +158,7 @@ def lr(
         run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
         study = plan_lr_study(workload, submission, size=size, points=points,
                               lr_range=parse_range(lr_range) if lr_range else None, steps=steps, seeds=seeds,
-                              output=output, executor=spec, overrides=run_overrides)
+                              output=output, executor=spec, overrides=run_overrides, variant=variant)
         _header(study)
         if dry_run:
             _dry_run(study)

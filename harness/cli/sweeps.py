@@ -132,7 +132,7 @@ def _sweep_header(sweep) -> None:
     rules = sweep.ruleset
     deviations = sweep.trials[0].plan.deviations if sweep.trials else []
     console.print(
-        f"[bold]bench tune[/] · [cyan]{sweep.label}[/] on [cyan]{sweep.workload}-{sweep.size}[/] · ruleset [cyan]{rules.name}[/]"
+        f"[bold]bench tune[/] · [cyan]{sweep.label}[/] on [cyan]{sweep.root.parent.name}[/] · ruleset [cyan]{rules.name}[/]"
         f" ({_plural(sweep.studies, 'study', 'studies')} x {_plural(sweep.trials_per_study, 'trial')}, search {rules.search}"
         + (f", search space: {sweep.search_space_source}" if rules.search != "none" else "")
         + ")\n"
@@ -197,6 +197,7 @@ def tune(
     output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
     experiment: Optional[str] = typer.Option(None, "--experiment", help="Results sub-directory. Default: the ruleset name."),
     seed: int = typer.Option(0, "--seed", help="Base seed: study and trial seeds derive from it."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Tune a workload variant (bench list), e.g. qk_norm: a sweep of its own, never reusing the base's trials."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the trials and their points; run nothing."),
     executor: str = typer.Option("local", "--executor", help="How trials run: local (one after another, in this process), submitit-local (parallel local processes), slurm (one SLURM job per trial), or an executor YAML file; set its keys as executor.KEY=VALUE overrides (configs/executor/)."),
     wandb: bool = typer.Option(False, "--wandb", help="Track every trial in Weights & Biases, one group per sweep (offline into the run directories when no API key); same as logging.wandb=true."),
@@ -213,6 +214,7 @@ def tune(
         sweep = plan_sweep(
             workload, submission, size=size, norm=norm, ruleset=ruleset, studies=studies, trials=trials,
             search_space=search_space, seed=seed, output=output, experiment=experiment, overrides=run_overrides,
+            variant=variant,
         )
         _sweep_header(sweep)
         if spec.backend != "inline":

@@ -39,20 +39,23 @@ def import_task(spec: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def make_task(spec: str, size: api.Size, device, data_dir: Path, seed: int, synthetic: bool = False) -> api.Task:
+def make_task(spec: str, size: api.Size, device, data_dir: Path, seed: int, synthetic: bool = False,
+              settings: Any = None) -> api.Task:
     """The workload's task (``spec``: WorkloadInfo.task). ``synthetic``: random
     inputs of the real shapes instead of the dataset, which the task must
     accept as a keyword (``Task.__init__``); passed only when asked, so a
-    workload written before it still runs on its data."""
+    workload written before it still runs on its data. ``settings``: a workload
+    variant's (api.WorkloadInfo.variants), passed as ``settings=`` only when given."""
     cls = import_task(spec)
+    extra = {} if settings is None else {"settings": dict(settings)}
     if not synthetic:
-        return cls(size, device, data_dir, seed)
+        return cls(size, device, data_dir, seed, **extra)
     import inspect
 
     if "synthetic" not in inspect.signature(cls.__init__).parameters:
         raise UserInputError(f"workload task {spec} does not take synthetic=True: it cannot run without its dataset "
                              "(leave out --synthetic-data / data.synthetic)")
-    return cls(size, device, data_dir, seed, synthetic=True)
+    return cls(size, device, data_dir, seed, synthetic=True, **extra)
 
 
 def build_model(task: api.Task, norm_sub, hp_norm: api.Hyperparameters, device):

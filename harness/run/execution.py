@@ -191,7 +191,8 @@ def _load(plan: RunPlan, machine: Machine):
     optimizer_sub = plan.optimizer.load()
     norm_sub = plan.norm.load()
     task = build.make_task(plan.workload.info.task, plan.size, machine.device, build.resolve_data_dir(plan.config),
-                           machine.seeds["data"], synthetic=plan.synthetic)
+                           machine.seeds["data"], synthetic=plan.synthetic,
+                           settings=plan.variant_settings if plan.variant else None)  # settings only for a variant
     task.hyperparameters = plan.hp_workload  # before build_model: dropout is the model's
     machine.fingerprint["distributed"] = distributed.describe_devices(machine.dist, machine.device)
     return optimizer_sub, norm_sub, task
@@ -204,7 +205,7 @@ def _run_dir(plan: RunPlan, machine: Machine, run_dir: Path | None) -> Path:
         return Path(machine.dist.from_main(None))
     if run_dir is None:
         run_dir = records.make_run_dir(
-            Path(config["output"]), config["experiment"], f"{plan.workload.info.name}-{plan.size.name}", plan.label,
+            Path(config["output"]), config["experiment"], plan.workload_dir, plan.label,
             run_name=f"{time.strftime('%Y%m%d-%H%M%S')}-s{plan.seed}",
         )
     else:

@@ -194,6 +194,7 @@ def cache_key(plan, device) -> str:
         "workload": plan.workload.info.name, "workload_code": _task_package_sha(plan.workload.info.task),
         "size": {k: getattr(size, k) for k in ("name", "dataset", "model", "batch_size")},
         "norm": plan.norm.sha256, "norm_name": plan.norm.name, "hp_norm": dict(plan.hp_norm),
+        **({"variant": dict(plan.variant_settings)} if plan.variant else {}),
         # Synthetic graphs are not ogbg's: a count on them is kept apart (others' keys unchanged).
         **({"synthetic": True} if plan.synthetic else {}),
     }, length=24)
@@ -220,7 +221,7 @@ def _count_plan(plan, device, data_dir: Path) -> dict[str, Any]:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(derive_seed("flops", plan.workload.info.name, plan.size.name))
             task = make_task(plan.workload.info.task, plan.size, device, data_dir, derive_seed(0, "data"),
-                             synthetic=plan.synthetic)
+                             synthetic=plan.synthetic, settings=plan.variant_settings if plan.variant else None)
             model = build_model(task, plan.norm.load(), api.Hyperparameters(dict(plan.hp_norm)), device)
             counted = count_step(task, model, task.next_batch(0))
             del task, model

@@ -45,6 +45,17 @@ class RunPlan:
     budget_basis: str = "fixed"
     budget_multiplier: float = 1.0
     budget_note: str = ""  # why a tiny size's budget did not travel, for the record
+    # A workload variant (api.WorkloadInfo.variants): its canonical name and the
+    # settings the task is built with; None and {} train the workload itself.
+    variant: str | None = None
+    variant_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def workload_dir(self) -> str:
+        """The results directory of the workload size: ``gpt-tiny``, a variant's
+        ``gpt-tiny+qk_norm``, so variant runs never sit with the base's."""
+        base = f"{self.workload.info.name}-{self.size.name}"
+        return f"{base}+{self.variant}" if self.variant else base
     # The workload hyperparameters given (api.WORKLOAD_HYPERPARAMETERS), also in
     # hp_optimizer as AlgoPerf's hyperparameters hold them; empty: none given.
     hp_workload: api.Hyperparameters = field(default_factory=api.Hyperparameters)
@@ -104,6 +115,7 @@ def plan_run(
     hyperparameters: Mapping[str, Mapping[str, Any]] | None = None,
     ruleset_multiplier: float | None = None,
     pinned_hardware_id: str | None = None,
+    variant: str | None = None,
     registry: Registry | None = None,
 ) -> RunPlan:
     """Resolve names and compose the config; raise UserInputError on bad input.
@@ -115,7 +127,7 @@ def plan_run(
     callers know as values comes typed and is never turned into strings:
     ``hyperparameters`` ({"optimizer": {...}, "norm": {...}}, applied over the
     overrides), a ruleset's budget multiplier (``ruleset_multiplier``: the
-    ruleset's rule, so not a deviation) and hardware pin (``pinned_hardware_id``).
+    ruleset's rule, so not a deviation), hardware pin (``pinned_hardware_id``) and variant (:func:`_variant`).
     """
     registry = registry or Registry()
     entry = registry.workload(workload)
@@ -130,8 +142,8 @@ def plan_run(
     halves = {"optimizer": optimizer_plugin, "norm": norm_plugin}
     taken = _workload_names(registry, info, optimizer_plugin, overrides, hyperparameters or {})
     config, defaults = _compose(overrides, halves, hyperparameters or {},
-                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id},
-                                {"optimizer": taken})
+                                {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id,
+                                 "variant": variant}, {"optimizer": taken})
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
     budget = config["budget"]
@@ -167,6 +179,7 @@ def plan_run(
         budget_basis=basis,
         budget_multiplier=multiplier,
         budget_note=note,
+        **_variant(info, config),
         hp_workload=_workload_values(config, taken, optimizer_plugin),
     )
 
@@ -197,6 +210,19 @@ def _compose(overrides, halves: Mapping[str, Plugin], hyperparameters: Mapping[s
             config[key] = str(value) if key == "output" else value
     _apply_hyperparameters(config, hyperparameters, names, spaces, aliases)
     return config, defaults
+
+
+def _variant(info: api.WorkloadInfo, config: dict[str, Any]) -> dict[str, Any]:
+    """RunPlan's ``variant`` and ``variant_settings`` of the config's workload
+    variant, ``a+b`` for several (api.WorkloadInfo.resolve_variant), the config
+    left naming it canonically; None and {} for the workload itself. A variant
+    is not a deviation: it is a workload of its own on the boards, with its base
+    size's target and budget."""
+    if not config.get("variant"):
+        return {"variant": None, "variant_settings": {}}
+    name, settings = info.resolve_variant(config["variant"])
+    config["variant"] = name
+    return {"variant": name, "variant_settings": settings}
 
 
 def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugin, overrides,

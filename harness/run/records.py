@@ -16,6 +16,9 @@ submission         what the user asked for: {name, kind, origin, source, target,
                    batch_size, get_batch_size, batch_size_note, hyperparameters, dropout_note} (docs/algoperf.md)
 optimizer, norm    the plugins actually used (same fields)
 label              results/leaderboard name of the pairing: "lion", "groupnorm", "lion+groupnorm"
+variant            only for a workload variant's run: {name, settings}, e.g. {"name": "qk_norm",
+                   "settings": {"model.qk_norm": true}} (api.WorkloadInfo.variants; its runs are
+                   scored in a column of their own, docs/variants.md)
 hyperparameters    {"optimizer": {...}, "norm": {...}}; workload ones given (label_smoothing, grad_clip, ...) among the optimizer's
 seed, seeds        the run seed and the derived per-purpose seeds
 status             reached | budget_exhausted | diverged | interrupted | error | running
@@ -231,6 +234,7 @@ def new_record(plan: Any, *, run_dir: Path, seeds: dict[str, int], threads: int,
         "optimizer": plan.optimizer.provenance(),
         "norm": plan.norm.provenance(),
         "label": plan.label,
+        **({"variant": {"name": plan.variant, "settings": dict(plan.variant_settings)}} if plan.variant else {}),
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "seed": plan.seed,
         "batch_size": plan.size.batch_size,

@@ -61,6 +61,11 @@ seconds, an older record) are left out of it, each reason counted in the warning
 the 4x cut-off applies to the normalised times. It cannot be combined with
 ``allow_mixed_hardware``, which pools raw seconds.
 
+A workload variant's records (``bench run --variant``, record key ``variant``)
+get a column of their own, ``<workload>-<size>[<variant>]`` (:func:`workload_column`),
+official when nothing else deviates: they are never pooled with the base
+workload's, as AlgoPerf scores its variants separately (docs/variants.md).
+
 Pure pandas/numpy (+ matplotlib only when a profile picture is drawn); no torch.
 """
 
@@ -547,6 +552,42 @@ def installed_size(workload: str, size: str):
     return _SIZES[key]
 
 
+def record_variant(rec: Mapping[str, Any]) -> tuple[str | None, Any]:
+    """(name, settings) of the workload variant a record trained, or (None, None)."""
+    variant = rec.get("variant")
+    if not isinstance(variant, Mapping) or not variant.get("name"):
+        return None, None
+    return str(variant["name"]), variant.get("settings")
+
+
+def workload_column(rec: Mapping[str, Any]) -> str:
+    """A record's board column: ``gpt-tiny``, or ``gpt-tiny[qk_norm]`` for a
+    variant, which AlgoPerf scores apart from its base and so is never pooled with it."""
+    name, _ = record_variant(rec)
+    return f"{rec['workload']}-{rec['size']}" + (f"[{name}]" if name else "")
+
+
+def _variant_problem(rec: Mapping[str, Any]) -> str | None:
+    """Why a variant record is not this install's variant of that name (its
+    settings differ, or the workload declares no such variant), or None."""
+    name, settings = record_variant(rec)
+    if name is None:
+        return None
+    try:
+        from harness.plugins.registry import Registry
+
+        info = Registry().workload(str(rec.get("workload"))).info
+    except Exception:
+        return None  # not installed: the size check says so
+    try:
+        _, want = info.resolve_variant(name)
+    except UserInputError:
+        return f"variant {name} is not one of workload {info.name}'s"
+    if dict(settings or {}) != want:
+        return f"variant {name} settings {dict(settings or {})}, the workload's are {want}"
+    return None
+
+
 def _same(a: Any, b: Any, rel: float = 1e-9) -> bool:
     """Two recorded numbers are the same setting (both None, or equal to rounding)."""
     fa, fb = _as_float(a), _as_float(b)
@@ -638,7 +679,8 @@ def comparability_problems(rec: Mapping[str, Any], size: Any = ...) -> list[str]
 
     An official board holds only records that are official (no deviation from
     the workload's settings), written and sealed by optbench, and timed against
-    the target and budget that define their workload size in this install. A
+    the target and budget that define their workload size in this install
+    (and, for a variant, with this install's settings of that variant). A
     record's hardware class is matched by the board itself (one per class).
     ``size`` is the defining ``api.Size`` (default: :func:`installed_size`).
     """
@@ -664,6 +706,9 @@ def comparability_problems(rec: Mapping[str, Any], size: Any = ...) -> list[str]
     budget = _budget_problem(rec, size)
     if budget:
         problems.append(budget)
+    variant = _variant_problem(rec)
+    if variant:
+        problems.append(variant)
     return problems
 
 
@@ -690,7 +735,7 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "ruleset": str(tuning.get("ruleset") or UNTUNED),
             "hardware_id": record_hardware_class(rec.get("fingerprint")),
             "submission": submission_label(rec),
-            "workload": f"{rec['workload']}-{rec['size']}",
+            "workload": workload_column(rec),
             "study": study,
             "trial": tuning.get("trial"),
             "trial_id": tuning.get("trial_id"),

@@ -163,6 +163,7 @@ class _Setup:
     registry: Any
     root: Path
     say: Callable[[str], None]
+    variant: str | None = None  # a workload variant's calibration (api.WorkloadInfo.variants)
 
     @property
     def target(self) -> api.Target:
@@ -198,13 +199,16 @@ def calibrate(
     budget_fraction: float = 0.67,
     output: str | Path = "results",
     overrides: tuple[str, ...] | list[str] = (),
+    variant: str | None = None,
     registry: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the protocol above and return (and write) the calibration summary."""
+    """Run the protocol above and return (and write) the calibration summary.
+    ``variant`` calibrates a workload variant, in a directory of its own: what
+    target it would reach, for comparison (variants keep the base's target)."""
     _check_protocol(search, seeds, quantile_q, budget_fraction)
     setup = _set_up(workload, size, optimizer, search=search, steps=steps, output=output, overrides=overrides,
-                    registry=registry, progress=progress)
+                    registry=registry, progress=progress, variant=variant)
     points = _points(setup, search)
     started = time.time()
     searched, best = _search(setup, points, search)
@@ -234,7 +238,8 @@ def _check_protocol(search: int, seeds: int, quantile_q: float, budget_fraction:
 
 
 def _set_up(workload: str, size: str, optimizer: str | None, *, search: int, steps: int | None, output: str | Path,
-            overrides: tuple[str, ...] | list[str], registry: Any, progress: Callable[[str], None] | None) -> _Setup:
+            overrides: tuple[str, ...] | list[str], registry: Any, progress: Callable[[str], None] | None,
+            variant: str | None = None) -> _Setup:
     """Resolve the workload size and the baseline optimizer (with ``search=0``,
     the one the size's recorded point names) and where the runs go."""
     from harness.plugins.registry import Registry, size_of
@@ -242,15 +247,19 @@ def _set_up(workload: str, size: str, optimizer: str | None, *, search: int, ste
     registry = registry or Registry()
     entry = registry.workload(workload)
     spec = size_of(entry, size)
+    if any(o.split("=", 1)[0].lstrip("+~") == "variant" for o in overrides):
+        raise UserInputError("calibrate a variant with --variant NAME, not the override variant=...")
+    variant = entry.info.resolve_variant(variant)[0] if variant else None
     if search == 0:
         if not spec.target_setting:
             raise UserInputError(f"--search 0 reruns the size's recorded point, but {workload} {size} records none (Size.target_setting)")
         optimizer = optimizer or spec.target_setting["optimizer"]
     opt = registry.submission(optimizer or entry.info.default_optimizer, "optimizer")
     opt_spec = opt.name if opt.origin in ("builtin", "entry_point") else opt.target  # how plan_run finds it again
-    root = Path(output) / "calibration" / f"{safe_name(workload)}-{safe_name(size)}" / safe_name(opt.name)
+    where = f"{workload}-{size}" + (f"+{variant}" if variant else "")
+    root = Path(output) / "calibration" / safe_name(where) / safe_name(opt.name)
     return _Setup(workload, size, entry, spec, opt, opt_spec, int(steps or spec.step_hint), output, overrides,
-                  registry, root, progress or (lambda _msg: None))
+                  registry, root, progress or (lambda _msg: None), variant)
 
 
 def _points(setup: _Setup, search: int) -> list[dict[str, Any]]:
@@ -285,7 +294,7 @@ def _run_one(setup: _Setup, phase: str, index: int, seed: int, hp: dict[str, Any
     run_dir = setup.root / f"{phase}_{index}"
     # "schedule over steps": runs lay the schedule over their own length (step_hint = steps)
     identity = stable_hash([setup.workload, setup.size, setup.opt.name, setup.opt.sha256, setup.steps, seed, hp,
-                            list(setup.overrides), "schedule over steps"])
+                            list(setup.overrides), "schedule over steps", *([setup.variant] if setup.variant else [])])
     cal = CalibrationRun(phase, index, seed, hp, run_dir)
     if _reuse(cal, identity):
         setup.say(f"{phase} {index} (seed {seed}): reusing the finished run in {run_dir}")
@@ -298,6 +307,7 @@ def _run_one(setup: _Setup, phase: str, index: int, seed: int, hp: dict[str, Any
         output=setup.output,
         overrides=[*setup.overrides, f"budget.max_steps={setup.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
         hyperparameters={"optimizer": hp},
+        variant=setup.variant,
         registry=setup.registry,
     )
     plan.size = replace(plan.size, target=_NeverMet(**vars(setup.target)), step_hint=setup.steps)

@@ -238,6 +238,7 @@ class LrStudy:
     lr_names: dict[str, str]  # label -> hyperparameter name
     optimizers: dict[str, str]  # label -> optimizer name
     points: list[LrPoint]
+    variant: str | None = None  # a workload variant (root <workload>-<size>+<variant>)
     overrides: list[str] = field(default_factory=list)  # config key=value for every run (e.g. target.validation=0.9)
 
     @property
@@ -255,6 +256,7 @@ def plan_lr_study(
     steps: int | None = None,
     seeds: int = 1,
     output: str | Path = "results",
+    variant: str | None = None,
     executor: Any = "local",
     overrides: Sequence[str] = (),
     registry: Any = None,
@@ -275,15 +277,16 @@ def plan_lr_study(
         raise UserInputError(f"--steps must be at least 1, got {steps}")
     overrides = checked_overrides(overrides, ("budget.max_steps", "budget.max_runtime_s"))
     bases = [plan_run(workload, name, size=size, seed=0, output=output, experiment=EXPERIMENT, overrides=overrides,
-                      registry=registry) for name in names]
+                      variant=variant, registry=registry) for name in names]
     first = bases[0]
     from harness.run.distributed import check_batch
 
     check_batch(first.size.batch_size, nproc_of(executor))
     n_steps = int(steps or first.size.step_hint)
-    root = Path(output) / EXPERIMENT / safe_name(f"{first.workload.info.name}-{first.size.name}")
+    root = Path(output) / EXPERIMENT / safe_name(first.workload_dir)
     study = LrStudy(workload=first.workload.info.name, size=first.size.name, root=root, steps=n_steps, seeds=seeds,
-                    target=first.size.target, grids={}, lr_names={}, optimizers={}, points=[], overrides=overrides)
+                    target=first.size.target, grids={}, lr_names={}, optimizers={}, points=[], overrides=overrides,
+                    variant=first.variant)
     for name, base in zip(names, bases):
         if base.label in study.grids:
             raise UserInputError(f"{name!r} is the same submission as another --submission ({base.label})")
@@ -306,7 +309,7 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
 
     plan = plan_run(study.workload, submission, size=study.size, seed=seed, output=output, experiment=EXPERIMENT,
                     overrides=[*study.overrides, f"budget.max_steps={study.steps}", f"budget.max_runtime_s={UNBOUNDED_S:g}"],
-                    hyperparameters={"optimizer": {lr_name: lr}}, registry=registry)
+                    hyperparameters={"optimizer": {lr_name: lr}}, variant=study.variant, registry=registry)
     # All the steps, the schedule laid over them; the target is reported, never met early.
     plan.size = replace(plan.size, target=_NeverMet(**vars(study.target)), step_hint=study.steps)
     sub_id = lambda p: {"name": p.name, "sha256": p.sha256}  # noqa: E731
@@ -315,6 +318,7 @@ def _plan_point(study: LrStudy, submission: str, label: str, lr_name: str, k: in
         "optimizer": sub_id(plan.optimizer), "norm": sub_id(plan.norm), "seed": seed, "steps": study.steps,
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
         "eval": {"every_steps": plan.eval_every_steps, "every_s": plan.eval_every_s},
+        **({"variant": plan.variant, "variant_settings": plan.variant_settings} if plan.variant else {}),
         **({"overrides": study.overrides} if study.overrides else {}),
     })
     run_dir = study.root / safe_name(label) / f"lr_{k}" / f"seed_{seed}"

@@ -25,8 +25,8 @@ so any record can be scored later from anywhere (``harness.score.scoring``). A
 ``sweep.json`` beside the study folders lists the planned trials.
 
 Resuming: a trial's identity (``trial_id``) is a stable hash of what defines it -
-workload, size, the submission, optimizer and norm (name and source sha256),
-all hyperparameters, the seed, the ruleset and the budget/eval settings.
+workload, size, workload variant (if any), the submission, optimizer and norm
+(name and source sha256), all hyperparameters, the seed, the ruleset and the budget/eval settings.
 Rerunning the same command skips a trial whose record has that id and a
 finished status (``reached``, ``budget_exhausted``, ``diverged``); it reruns
 trials with no record, an unreadable one, a ``running`` or ``interrupted`` one
@@ -236,6 +236,7 @@ class _TrialBasis:
     sweep_id: str
     label: str
     root: Path
+    variant: str | None = None
 
 
 def plan_sweep(
@@ -252,12 +253,14 @@ def plan_sweep(
     output: str | Path = "results",
     experiment: str | None = None,
     overrides: Sequence[str] = (),
+    variant: str | None = None,
     registry: Any = None,
 ) -> Sweep:
     """Resolve a sweep into trials (points, seeds, directories, run/skip); run nothing.
 
     ``overrides`` (``key=value``) apply to every trial, e.g. ``budget.max_steps=50``
-    for a quick check (which makes the records unofficial).
+    for a quick check (which makes the records unofficial). ``variant`` tunes a
+    workload variant: a sweep of its own, in its own directory.
     """
     from harness.plugins.registry import Registry
     from harness.run import plan_run
@@ -270,7 +273,7 @@ def plan_sweep(
 
     # A first plan resolves names, size and label, and checks the user's overrides.
     base_plan = plan_run(workload, submission, size=size, norm=norm, seed=seed, output=output,
-                         experiment=experiment, overrides=list(overrides), registry=registry)
+                         experiment=experiment, overrides=list(overrides), variant=variant, registry=registry)
     space, space_source = _resolve_space(rules, search_space, base_plan.asked)
     basis = _trial_basis(base_plan, rules, user_keys, workload=workload, submission=submission, norm=norm, seed=seed,
                          output=output, experiment=experiment, overrides=overrides, registry=registry,
@@ -345,11 +348,13 @@ def _trial_basis(base_plan: Any, rules: Ruleset, user_keys: set[str], *, workloa
     identity = {
         "workload": info.name, "size": size_spec.name, "submission": sub_id(base_plan.asked),
         "optimizer": sub_id(base_plan.optimizer), "norm": sub_id(base_plan.norm), "ruleset": rules.name,
+        # Only when set: a base sweep's trial_ids stay those it always had.
+        **({"variant": base_plan.variant, "variant_settings": base_plan.variant_settings} if base_plan.variant else {}),
     }
     # Tracking settings (logging.*) say where results are mirrored, not what is measured.
     measured = sorted(o for o in overrides if not o.lstrip("+~").startswith("logging."))
     sweep_id = stable_hash({**identity, "base_seed": seed, "search_space": space, "overrides": measured})
-    root = Path(output) / safe_name(experiment) / safe_name(f"{info.name}-{size_spec.name}") / safe_name(base_plan.label)
+    root = Path(output) / safe_name(experiment) / safe_name(base_plan.workload_dir) / safe_name(base_plan.label)
     return _TrialBasis(
         workload=workload, submission=submission, norm=norm, size=size_spec.name, seed=seed, output=output,
         experiment=experiment, overrides=overrides, registry=registry, rules=rules, n_studies=n_studies,
@@ -357,7 +362,7 @@ def _trial_basis(base_plan: Any, rules: Ruleset, user_keys: set[str], *, workloa
         own="optimizer" if base_plan.asked.kind == "optimizer" else "norm",
         names={"optimizer": set(base_plan.hp_optimizer), "norm": set(base_plan.hp_norm)},
         ruleset_multiplier=rules.budget_multiplier if ruleset_budget else None, pin=pin,
-        identity=identity, sweep_id=sweep_id, label=base_plan.label, root=root,
+        identity=identity, sweep_id=sweep_id, label=base_plan.label, root=root, variant=base_plan.variant,
     )
 
 
@@ -369,7 +374,8 @@ def _plan_trial(basis: _TrialBasis, k: int, i: int, study_seed: int, raw_point: 
     trial_seed = derive_seed(basis.seed, "study", k, "trial", i) % 2**31
     plan = plan_run(basis.workload, basis.submission, size=basis.size, norm=basis.norm, seed=trial_seed,
                     output=basis.output, experiment=basis.experiment, overrides=basis.overrides, hyperparameters=point,
-                    ruleset_multiplier=basis.ruleset_multiplier, pinned_hardware_id=basis.pin, registry=basis.registry)
+                    ruleset_multiplier=basis.ruleset_multiplier, pinned_hardware_id=basis.pin, variant=basis.variant,
+                    registry=basis.registry)
     trial_id = stable_hash({
         **basis.identity,
         "hyperparameters": {"optimizer": dict(plan.hp_optimizer), "norm": dict(plan.hp_norm)},
@@ -408,11 +414,14 @@ def _refuse_conflicts(planned: list[Trial], root: Path) -> None:
 
 def what_changed(old: dict[str, Any], trial: Trial) -> list[str]:
     """What makes ``trial`` a different trial from the finished ``old`` record in
-    its directory: plugin code (which file, old and new sha256), hyperparameters,
-    seed, budget or ruleset, in words."""
+    its directory: plugin code (which file, old and new sha256), workload variant,
+    hyperparameters, seed, budget or ruleset, in words."""
     plan, changes = trial.plan, []
     if plan is None:
         return changes
+    old_variant = (old.get("variant") or {}).get("name") if isinstance(old.get("variant"), dict) else None
+    if old_variant != plan.variant:
+        changes.append(f"variant {old_variant or 'none'} -> {plan.variant or 'none'}")
     for role, plugin in (("submission", plan.asked), ("optimizer", plan.optimizer), ("norm", plan.norm)):
         before = old.get(role) if isinstance(old.get(role), dict) else {}
         if before.get("name") not in (None, plugin.name):

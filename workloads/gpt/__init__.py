@@ -72,5 +72,12 @@ WORKLOAD = WorkloadInfo(
     default_optimizer="nadamw",
     task="workloads.gpt.task:GPTTask",
     prepare="workloads.gpt.data:prepare",
+    # Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer
+    # training instabilities": the two mitigations of attention-logit growth
+    # and output-logit divergence (workloads/gpt/task.py, docs/variants.md).
+    variants={
+        "qk_norm": {"model.qk_norm": True},
+        "z_loss": {"loss.z_loss": 1e-4},
+    },
     hyperparameters=("label_smoothing", "dropout_rate", "aux_dropout_rate"),
 )

@@ -57,6 +57,7 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     bias: bool = True  # biases in Linear layers, as GPT-2
+    qk_norm: bool = False  # LayerNorm on each head's queries and keys (the gpt variant qk_norm)
     # nanoGPT's dropout on the embeddings and on each residual branch's output
     # (the run's dropout_rate), and on the attention weights (aux_dropout_rate,
     # AlgoPerf's attention dropout); off by default, as GPT-2 pretraining.
@@ -74,6 +75,13 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        # qk-layernorm (Dehghani et al. 2023, Wortsman et al. 2023): queries and
+        # keys normalized over each head's features, one LayerNorm shared by the
+        # heads, so attention logits cannot grow with the weights. Always a
+        # LayerNorm, not the norm factory's layer: the variant is the same
+        # model under every norm submission.
+        self.q_norm = nn.LayerNorm(config.n_embd // config.n_head, bias=config.bias) if config.qk_norm else None
+        self.k_norm = nn.LayerNorm(config.n_embd // config.n_head, bias=config.bias) if config.qk_norm else None
         self.attn_dropout = config.attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
@@ -84,6 +92,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         # Fused kernel (flash attention on GPUs); is_causal masks the future.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.attn_dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again

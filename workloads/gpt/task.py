@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -69,13 +70,40 @@ SETTINGS = {
 
 GPT2_TOKENS = 50257  # GPT-2's BPE vocabulary; the model pads its table to 50304
 
+# The task's settings, which the workload's variants set (workloads/gpt/__init__.py):
+# qk-layernorm in every attention layer, and the z-loss coefficient (0: none).
+DEFAULT_SETTINGS: Mapping[str, Any] = {"model.qk_norm": False, "loss.z_loss": 0.0}
+
+
+def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``DEFAULT_SETTINGS`` updated by ``settings``, checked key by key."""
+    merged = dict(DEFAULT_SETTINGS)
+    for key, value in (settings or {}).items():
+        if key not in DEFAULT_SETTINGS:
+            raise ValueError(f"gpt has no setting {key!r} (have: {', '.join(DEFAULT_SETTINGS)})")
+        if key == "model.qk_norm" and not isinstance(value, bool):
+            raise ValueError(f"gpt setting model.qk_norm={value!r} is not true or false")
+        if key == "loss.z_loss" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"gpt setting loss.z_loss={value!r} is not a coefficient >= 0")
+        merged[key] = value
+    return merged
+
 
 class GPTTask(Task):
-    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int, *, synthetic: bool = False) -> None:
+    DEFAULT_SETTINGS = DEFAULT_SETTINGS
+    z_loss: float = 0.0  # the variant's coefficient (0: none)
+    model_config: GPTConfig | None = None  # the size's model with the variant's settings (None: the size's)
+
+    def __init__(self, size: Size, device: torch.device, data_dir: Path, seed: int,
+                 settings: Mapping[str, Any] | None = None, *, synthetic: bool = False) -> None:
         super().__init__(size, device, Path(data_dir), seed)
         if size.name not in SETTINGS:
             raise ValueError(f"gpt has no size {size.name!r} (have: {', '.join(SETTINGS)})")
         self.settings = s = SETTINGS[size.name]
+        # ``settings`` here are the variant's (self.settings is the size's).
+        self.variant_settings = resolve_settings(settings)
+        self.z_loss = float(self.variant_settings["loss.z_loss"])
+        self.model_config = replace(s.model, qk_norm=self.variant_settings["model.qk_norm"])
         self.block_size = s.model.block_size
         self.eval_windows = s.eval_windows
         if synthetic:  # off a GPU, a couple of evaluation batches (harness/common/synthetic.py)
@@ -128,7 +156,7 @@ class GPTTask(Task):
     # ----------------------------------------------------------------------- #
 
     def build_model(self, norm: NormFactory) -> nn.Module:
-        hp, config = self.hyperparameters, self.settings.model
+        hp, config = self.hyperparameters, self.model_config or self.settings.model
         config = replace(config, dropout=hp.get("dropout_rate", config.dropout),
                          attn_dropout=hp.get("aux_dropout_rate", config.attn_dropout))
         return GPT(config, norm).to(self.device)
@@ -170,7 +198,11 @@ class GPTTask(Task):
         return Outputs(logits.float().flatten(0, 1), y.flatten())
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return mean_loss(self.outputs(model, batch), self.hyperparameters.get("label_smoothing", 0.0))
+        out = self.outputs(model, batch)
+        loss = mean_loss(out, self.hyperparameters.get("label_smoothing", 0.0))
+        if self.z_loss:
+            loss = loss + self.z_loss * z_loss_term(out.logits)
+        return loss
 
     # ----------------------------------------------------------------------- #
     # evaluation (untimed; the runner calls it under no_grad in eval mode)    #
@@ -192,6 +224,15 @@ class GPTTask(Task):
             # One host transfer per split, after all batches are queued.
             metrics[f"{split}/loss"] = loss_sum.item() / (windows * T)
         return metrics
+
+
+def z_loss_term(logits: torch.Tensor) -> torch.Tensor:
+    """mean(log Z ** 2), log Z the logsumexp of each position's output logits:
+    PaLM's auxiliary z-loss (Chowdhery et al. 2022; Wortsman et al. 2023 use
+    coefficient 1e-4), which keeps log Z near 0 so the logits cannot drift
+    into the range where the softmax loses precision. Training loss only:
+    evaluation reports the cross-entropy alone."""
+    return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
 
 
 def _to_device_int16(slices: list[np.ndarray], device: torch.device) -> torch.Tensor:

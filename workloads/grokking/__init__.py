@@ -11,7 +11,8 @@ This module only describes the workload; it imports neither torch nor numpy, so
 ``bench list`` can read it cheaply. The work is done by
 :class:`workloads.grokking.task.GrokkingTask`, imported when a run starts; its
 ``settings`` select the loss variants (softmax or StableMax cross-entropy,
-float32 or float64; workloads/grokking/task.py).
+float32 or float64; workloads/grokking/task.py), which ``variants`` names for
+``bench run --variant``.
 """
 
 from harness.api import Size, Target, WorkloadInfo
@@ -85,5 +86,10 @@ WORKLOAD = WorkloadInfo(
     default_norm="layernorm",
     default_optimizer="adamw",
     task="workloads.grokking.task:GrokkingTask",
+    # Prieto et al. 2025's fixes for Softmax Collapse; "stablemax+float64" is both.
+    variants={
+        "stablemax": {"loss": "stablemax"},
+        "float64": {"dtype": "float64"},
+    },
     hyperparameters=("label_smoothing",),
 )

@@ -18,9 +18,10 @@ The task takes ``settings``, a mapping with two keys (see ``DEFAULT_SETTINGS``):
   delay Softmax Collapse).
 
 ``GrokkingTask(size, device, data_dir, seed, settings={"loss": "stablemax"})``.
-The harness does not pass settings yet (a workload-variant mechanism will), so
-``bench run`` trains the defaults; ``task.settings`` is the full mapping in
-use, for a record to carry. Unknown keys or values are errors.
+The harness passes settings only for a workload variant (``bench run --variant
+stablemax``; the variants are named in workloads/grokking/__init__.py), so a
+plain ``bench run`` trains the defaults; ``task.settings`` is the full mapping
+in use. Unknown keys or values are errors.
 """
 
 from __future__ import annotations
