@@ -100,3 +100,15 @@ def test_the_cli_refuses_a_mistyped_override_with_exit_2_and_writes_nothing(tmp_
     assert "optimizer.lr='abc'" in out.stderr and "expected a number" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not output.exists() and not any(tmp_path.rglob("run.json"))
+
+
+def test_an_output_override_is_where_bench_run_writes(tmp_path):
+    """`output=DIR` is obeyed, not silently beaten by the --output option's default."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    result = CliRunner().invoke(app, ["run", "-s", "adamw", "-w", "grokking", "--size", "tiny",
+                                      f"output={tmp_path / 'here'}", "budget.max_steps=1", "eval.every_steps=1"])
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "here" / "runs" / "grokking-tiny" / "adamw").glob("*/run.json"))

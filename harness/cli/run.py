@@ -162,7 +162,7 @@ def run(
     size: Optional[str] = typer.Option(None, "--size", help="tiny (CPU) or full (GPU). Default: full when CUDA is present, else tiny."),
     norm: Optional[str] = typer.Option(None, "--norm", help="Norm submission to pair with the optimizer. Default: the workload's."),
     seed: int = typer.Option(0, "--seed", help="Run seed; every random stream derives from it."),
-    output: Path = typer.Option(Path("results"), "--output", "-o", help="Results root."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Results root [default: results, or output=...]."),
     experiment: str = typer.Option("runs", "--experiment", help="Results sub-directory grouping runs."),
     variant: Optional[str] = typer.Option(None, "--variant", help="A workload variant (bench list), e.g. qk_norm, or a+b: scored apart from the base workload (docs/variants.md)."),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Data-parallel processes on this machine: launches torchrun (DDP; one GPU each, or gloo on CPU). The workload's batch is split across them."),
@@ -206,7 +206,7 @@ def _launch_torchrun(plan, nproc, submission, norm, seed, output, experiment, ov
 
     check_batch(plan.size.batch_size, nproc)
     args = ["run", "--workload", plan.workload.info.name, "--size", plan.size.name, "--seed", str(seed),
-            "--output", str(output), "--experiment", experiment]
+            "--output", str(plan.config["output"]), "--experiment", experiment]
     args += ["--submission", submission] if submission else []
     args += ["--norm", norm] if norm else []
     args += ["--variant", plan.variant] if plan.variant else []
