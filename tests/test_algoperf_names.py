@@ -60,5 +60,8 @@ def test_algoperfs_workload_hyperparameters_are_taken_where_the_workload_does(tm
                                 "dropout_rate": {"feasible_points": [0.1]}}))
     sweep = plan_sweep("gnn", "nadamw", size="tiny", studies=1, trials=1, search_space=str(path), output=tmp_path / "r")
     assert sweep.trials[0].plan.hp_workload == {"label_smoothing": 0.1, "dropout_rate": 0.1}
+    # AlgoPerf's spaces set dropout_rate for every workload; cifar's ResNet has none: not applied, and said so.
+    plan = plan_sweep("cifar", "nadamw", size="tiny", studies=1, trials=1, search_space=str(path), output=tmp_path / "r").trials[0].plan
+    assert dict(plan.hp_workload) == {"label_smoothing": 0.1} and list(plan.config["not_applied"]) == ["dropout_rate"]
     with pytest.raises(UserInputError, match="^cifar takes no dropout_rate; workloads that do: diffusion, gnn, gpt$"):
-        plan_sweep("cifar", "nadamw", size="tiny", studies=1, trials=1, search_space=str(path), output=tmp_path / "r")
+        plan_run("cifar", "nadamw", size="tiny", output=tmp_path / "r", overrides=["optimizer.dropout_rate=0.1"])

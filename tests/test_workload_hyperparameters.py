@@ -239,7 +239,13 @@ def test_a_name_the_workload_does_not_take_is_refused_naming_those_that_do(tmp_p
     with pytest.raises(UserInputError, match=r"^cifar takes no dropout_rate; workloads that do: diffusion, gnn, gpt$"):
         plan_run("cifar", "nadamw", size="tiny", output=tmp_path, overrides=["optimizer.dropout_rate=0.1"])
     with pytest.raises(UserInputError, match=r"^diffusion takes no label_smoothing; workloads that do: cifar, gnn, gpt, grokking$"):
-        plan_run("diffusion", "nadamw", size="tiny", output=tmp_path, hyperparameters={"optimizer": {"label_smoothing": 0.1}})
+        plan_run("diffusion", "nadamw", size="tiny", output=tmp_path, overrides=["optimizer.label_smoothing=0.1"])
+    # A search space (typed hyperparameters) may set it, as AlgoPerf's spaces do for every
+    # workload: accepted, not applied, and the record's config says so.
+    plan = plan_run("diffusion", "nadamw", size="tiny", output=tmp_path, hyperparameters={"optimizer": {"label_smoothing": 0.1}})
+    assert "label_smoothing" not in plan.hp_workload
+    assert plan.config["not_applied"] == {"label_smoothing": "diffusion does not take label_smoothing: set by the "
+                                          "search space, not applied (as AlgoPerf)"}
     with pytest.raises(UserInputError, match="aux_dropout_rate; workloads that do: gpt$"):
         plan_run("gnn", "nadamw", size="tiny", output=tmp_path, overrides=["optimizer.aux_dropout_rate=0.1"])
 
@@ -292,8 +298,9 @@ def test_an_algoperf_search_space_routes_them_to_the_workload(tmp_path, norm):
         assert taken["label_smoothing"] == 0.1 and 0.0 <= taken["dropout_rate"] <= 0.2
         assert all(trial.plan.hp_optimizer[k] == v for k, v in taken.items())
     assert len({t.trial_id for t in sweep.trials}) == 3
-    with pytest.raises(UserInputError, match="cifar takes no dropout_rate"):
-        plan_sweep("cifar", asked, size="tiny", studies=1, trials=1, search_space=SPACE, output=tmp_path)
+    # On cifar (no dropout) the space's dropout_rate is accepted and not applied, as in AlgoPerf.
+    trial = plan_sweep("cifar", asked, size="tiny", studies=1, trials=1, search_space=SPACE, output=tmp_path).trials[0]
+    assert "dropout_rate" not in trial.plan.hp_workload and "dropout_rate" in trial.plan.config["not_applied"]
 
 
 @pytest.mark.slow

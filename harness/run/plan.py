@@ -140,10 +140,10 @@ def plan_run(
     size_spec = size_of(entry, size_name)
 
     halves = {"optimizer": optimizer_plugin, "norm": norm_plugin}
-    taken = _workload_names(registry, info, optimizer_plugin, overrides, hyperparameters or {})
+    taken, unused = _workload_names(registry, info, optimizer_plugin, overrides, hyperparameters or {})
     config, defaults = _compose(overrides, halves, hyperparameters or {},
                                 {"seed": seed, "output": output, "experiment": experiment, "hardware_id": pinned_hardware_id,
-                                 "variant": variant}, {"optimizer": taken})
+                                 "variant": variant}, {"optimizer": taken + unused})
     opt_defaults, norm_defaults = defaults["optimizer"], defaults["norm"]
     deviations = config_deviations(config)
     budget = config["budget"]
@@ -180,7 +180,7 @@ def plan_run(
         budget_multiplier=multiplier,
         budget_note=note,
         **_variant(info, config),
-        hp_workload=_workload_values(config, taken, optimizer_plugin),
+        hp_workload=_workload_values(config, taken, optimizer_plugin, unused),
     )
 
 
@@ -226,17 +226,27 @@ def _variant(info: api.WorkloadInfo, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugin, overrides,
-                    given: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
-    """The workload hyperparameters this run accepts among the optimizer's
-    (those the workload takes and the optimizer does not call its own),
-    refusing any that is asked for and that the workload does not take or the
-    optimizer's own update refuses."""
+                    given: Mapping[str, Mapping[str, Any]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the workload hyperparameters this run accepts among the optimizer's:
+    those the workload takes and the optimizer does not call its own; those
+    a search space sets that the workload does not take).
+
+    An override naming one the workload does not take is refused: it is the
+    user's mistake. A search space (typed ``hyperparameters``, an AlgoPerf
+    module's own) may set one for a workload without it, as AlgoPerf's
+    spaces set ``dropout_rate`` for every workload and a ResNet has no
+    dropout: it is accepted, not applied, and the record says so
+    (``config.not_applied``). One the optimizer's update refuses is refused."""
     own = set(optimizer.meta.get("DEFAULTS") or {}) - set(_model_defaults(optimizer))
     taken = tuple(n for n in info.takes() if n not in own)
     asked = [o.split("=", 1)[0].lstrip("+~").partition(".")[2] for o in overrides
              if "=" in o and o.lstrip("+~").startswith("optimizer.")]
+    unused: list[str] = []
     for name in [*asked, *(given.get("optimizer") or {}), *_model_defaults(optimizer)]:
         if name not in api.WORKLOAD_HYPERPARAMETERS or name in own:
+            continue
+        if name not in taken and name not in asked:
+            unused += [] if name in unused else [name]
             continue
         if name not in taken:
             takers = sorted(e.info.name for e in registry.workloads.values() if name in e.info.takes())
@@ -244,7 +254,7 @@ def _workload_names(registry: Registry, info: api.WorkloadInfo, optimizer: Plugi
         refused = (optimizer.meta.get("REFUSES") or {}).get(name)
         if refused:
             raise UserInputError(f"{optimizer.name} refuses {name}: {refused}")
-    return taken
+    return taken, tuple(unused)
 
 
 def _model_defaults(optimizer: Plugin) -> dict[str, Any]:
@@ -257,8 +267,15 @@ def _model_defaults(optimizer: Plugin) -> dict[str, Any]:
     return {n: v for n, v in (optimizer.meta.get("DEFAULTS") or {}).items() if n in ("dropout_rate", "aux_dropout_rate")}
 
 
-def _workload_values(config: Mapping[str, Any], taken: tuple[str, ...], optimizer: Plugin) -> api.Hyperparameters:
-    """The workload hyperparameters given, their values checked."""
+def _workload_values(config: dict[str, Any], taken: tuple[str, ...], optimizer: Plugin,
+                     unused: tuple[str, ...] = ()) -> api.Hyperparameters:
+    """The workload hyperparameters given, their values checked; those a search
+    space set that the workload does not take are noted in the config (and so
+    in the record) as not applied."""
+    if unused:
+        name = config["workload"]["name"]
+        config["not_applied"] = {n: f"{name} does not take {n}: set by the search space, not applied (as AlgoPerf)"
+                                 for n in unused}
     given = {**_model_defaults(optimizer), **(config.get("optimizer") or {})}
     values = {n: v for n, v in given.items() if n in taken}
     for name, value in values.items():
