@@ -389,3 +389,12 @@ def test_no_sync_transfer_or_write_per_step(tmp_path, monkeypatch):
         return probe
 
     check_independent_of_steps(count(10, 5), count(30, 15))
+
+
+def test_on_gpu_sizes_the_modules_get_batch_size_is_the_runs_batch_size(tmp_path):
+    """As in AlgoPerf: the submission chooses its batch size (full sizes); tiny sizes keep the workload's."""
+    path = write(tmp_path / "chooser.py", FUNCTIONS.replace("    return 8\n", "    return 48\n"))
+    full = plan_run("cifar", str(path), size="full", output=tmp_path / "r")
+    assert full.size.batch_size == 48 and not any("batch_size" in d for d in full.deviations)
+    assert plan_run("cifar", str(path), size="tiny", output=tmp_path / "r").size.batch_size == 32
+    assert plan_run("cifar", str(path), size="full", output=tmp_path / "r", overrides=["batch_size=64"]).size.batch_size == 64

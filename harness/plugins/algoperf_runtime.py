@@ -490,7 +490,9 @@ class AlgoPerfState:
             try:
                 asked = self.adapter.module.get_batch_size(name)
                 info["get_batch_size"] = asked
-                info["batch_size_note"] = f"get_batch_size({name!r}) = {asked}; the workload's own batch size {used} is used"
+                info["batch_size_note"] = (f"get_batch_size({name!r}) = {asked}: used" if asked == used else
+                                           f"get_batch_size({name!r}) = {asked}; the size's batch size {used} is used "
+                                           "(tiny sizes keep the workload's; so does a batch_size override)")
             except Exception as exc:  # AlgoPerf's baselines raise ValueError for workloads they do not list
                 info["get_batch_size"] = None
                 info["batch_size_note"] = f"get_batch_size({name!r}) raised {_one_line(exc)}; the workload's batch size {used} is used"

@@ -149,9 +149,7 @@ def plan_run(
     budget = config["budget"]
     if ruleset_multiplier is not None and budget.get("multiplier") is None:
         budget["multiplier"] = float(ruleset_multiplier)  # the ruleset's rule: recorded, not a deviation
-    size_spec = _with_target_overrides(size_spec, config.get("target") or {})
-    size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
-    _check_synthetic(config, size_spec)
+    size_spec, deviations = _as_configured(size_spec, config, optimizer_plugin, info, deviations)
     every_steps, every_s = _cadence(config, size_spec)
 
     label = _label(info, asked, optimizer_plugin, norm_plugin)
@@ -352,6 +350,40 @@ def _with_batch_size(size_spec: api.Size, batch_size: Any, deviations: list[str]
     if batch_size == size_spec.batch_size:
         return size_spec, deviations
     return replace(size_spec, batch_size=batch_size), [*deviations, f"batch_size={batch_size}"]
+
+
+def _as_configured(size_spec: api.Size, config: Mapping[str, Any], optimizer: Plugin, info: api.WorkloadInfo,
+                   deviations: list[str]) -> tuple[api.Size, list[str]]:
+    """The size as this run trains it: target overrides, the batch size
+    (``batch_size``, or an AlgoPerf module's choice on a GPU size), synthetic
+    data checked."""
+    size_spec = _with_target_overrides(size_spec, config.get("target") or {})
+    size_spec, deviations = _with_batch_size(size_spec, config.get("batch_size"), deviations)
+    _check_synthetic(config, size_spec)
+    return _with_submission_batch_size(size_spec, optimizer, info, config), deviations
+
+
+def _with_submission_batch_size(size_spec: api.Size, optimizer: Plugin, info: api.WorkloadInfo,
+                                config: Mapping[str, Any]) -> api.Size:
+    """On the GPU sizes an AlgoPerf module chooses its batch size, as in AlgoPerf
+    (``get_batch_size`` with AlgoPerf's name of the workload); not a deviation.
+    Tiny sizes keep the workload's (their targets and budgets were calibrated
+    at it), as does a module that raises for the workload (AlgoPerf's
+    baselines raise ValueError for workloads they do not list)."""
+    if optimizer.meta.get("FORMAT") != "algoperf" or size_spec.device != "cuda" or config.get("batch_size") is not None:
+        return size_spec
+    from harness.plugins.algoperf import algoperf_workload_name
+
+    name = algoperf_workload_name(info.name)
+    if name is None:
+        return size_spec
+    try:
+        chosen = optimizer.load(check=False).module.get_batch_size(name)
+    except Exception:
+        return size_spec
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        raise UserInputError(f"{optimizer.name}: get_batch_size({name!r}) returned {chosen!r}; AlgoPerf expects a positive int")
+    return replace(size_spec, batch_size=chosen)
 
 
 def _check_synthetic(config: Mapping[str, Any], size_spec: api.Size) -> None:
