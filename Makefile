@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast test-heavy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ PARALLEL_TESTS := tests/test_smoke_matrix.py tests/test_submissions_basic.py tes
                   tests/test_optimizers_packaged.py tests/test_optimizers_handwritten.py
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 $(PARALLEL_TESTS)
-	$(BIN)/python -m pytest -q --durations=15 $(addprefix --ignore=,$(PARALLEL_TESTS))
+	$(BIN)/python -m pytest -q -n 2 -m "not heavy" $(PARALLEL_TESTS)
+	$(BIN)/python -m pytest -q --durations=15 -m "not heavy" $(addprefix --ignore=,$(PARALLEL_TESTS))
+
+# GPU-size models stepped on CPU (GPT-2 small on synthetic data: about two minutes).
+test-heavy: setup
+	$(BIN)/python -m pytest -q -m heavy
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

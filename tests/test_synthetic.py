@@ -5,7 +5,8 @@ no dataset: random inputs of the real shapes made on the device. Off a GPU each
 split holds two of the run's batches, so a full size with ``batch_size=2`` takes
 seconds (harness/common/synthetic.py). Model sizes on this CPU: cifar ResNet-18
 11.2M parameters (~7 s a run), gnn 3.6M (~8 s), grokking 1.3M (~9 s), diffusion
-UNet 35.7M (~21 s: slow), gpt GPT-2 small 124M (~130 s at batch 1: slow; its
+UNet 35.7M (~21 s: slow), gpt GPT-2 small 124M (~130 s at batch 1: heavy, left out
+of `make test` and run by `make test-heavy`; its
 data shapes are checked without a step in a fast test).
 """
 
@@ -56,7 +57,7 @@ def _check_record(rec, batch_size: int) -> None:
     ("cifar", 2), ("gnn", 2),
     ("grokking", None),  # full batch by definition: the table is generated anyway, synthetic or not
     pytest.param("diffusion", 2, marks=pytest.mark.slow),
-    pytest.param("gpt", 1, marks=pytest.mark.slow),
+    pytest.param("gpt", 1, marks=[pytest.mark.slow, pytest.mark.heavy]),
 ])
 def test_a_full_size_runs_two_steps_on_synthetic_data_with_no_dataset(tmp_path, workload, batch_size):
     rec = _synthetic_run(tmp_path, workload, batch_size)
