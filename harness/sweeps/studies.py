@@ -55,7 +55,7 @@ from harness.common.seeding import stable_hash
 from harness.errors import UserInputError
 from harness.run.records import RUN_FILE, read_metrics, safe_name
 from harness.sweeps.calibrate import UNBOUNDED_S, _NeverMet, time_to
-from harness.sweeps.trials import SKIP_STATUSES, RunObserver, existing_trial
+from harness.sweeps.trials import SKIP_STATUSES, existing_trial, run_inline
 
 LR_NAMES = ("lr", "learning_rate")
 DEFAULT_RANGE = (1e-4, 1e-1)
@@ -395,46 +395,35 @@ def run_points(study: Any, observer: StudyObserver | None = None, executor: Any 
     ``interrupted`` (rerun next time) and stops the study; ``submitit-local``
     and ``slurm`` submit them as bench tune's trials are
     (:mod:`harness.sweeps.executors`): the records are the only coordination."""
-    from harness.run import execute
     from harness.sweeps.executors import preflight, run_trials
     from harness.sweeps.tuning import check_executor
 
     spec = check_executor(executor)
     preflight(spec)
+    as_trials = _AsTrialObserver(observer) if observer else None
     if spec.backend != "inline":
         from types import SimpleNamespace
 
         as_sweep = SimpleNamespace(trials=study.points, to_run=study.to_run, root=study.root)  # what run_trials reads
-        done = run_trials(as_sweep, spec, _AsTrialObserver(observer) if observer else None)
+        done = run_trials(as_sweep, spec, as_trials)
         return done.ran, done.skipped, done.interrupted
-    ran, skipped = [], []
-    for point in study.points:
-        if point.action == "skip":
-            skipped.append(point)
-            if observer:
-                observer.on_point_end(point, point.record, ran=False)
-            continue
-        if observer:
-            observer.on_point_start(point)
-        result = execute(point.plan, RunObserver(observer, point) if observer else None,
-                         run_dir=point.run_dir, extra=point.extra)
-        point.record = result.record
-        ran.append(point)
-        if observer:
-            observer.on_point_end(point, result.record, ran=True)
-        if result.record["status"] == Status.INTERRUPTED:
-            return ran, skipped, True
-    return ran, skipped, False
+    return run_inline(study.points, as_trials)
 
 
 class _AsTrialObserver:
-    """A study observer as the executors' sweep observer (they report ends only)."""
+    """A study observer as a sweep observer (the executors report ends only)."""
 
     def __init__(self, observer: StudyObserver) -> None:
         self.observer = observer
 
+    def on_trial_start(self, point: Any) -> None:
+        self.observer.on_point_start(point)
+
     def on_trial_end(self, point: Any, record: dict[str, Any], ran: bool) -> None:
         self.observer.on_point_end(point, record, ran)
+
+    def on_eval(self, point: Any, row: dict[str, Any]) -> None:
+        self.observer.on_eval(point, row)
 
 
 def nproc_of(executor: Any) -> int:

@@ -111,6 +111,33 @@ class RunObserver:
         pass
 
 
+def run_inline(items: Sequence[Any], observer: Any | None) -> tuple[list[Any], list[Any], bool]:
+    """(ran, skipped, interrupted): planned runs (tune trials, study points) one
+    after another in this process, skipping those already finished, stopping
+    at the first interrupted one. ``observer`` has a sweep observer's
+    ``on_trial_start`` / ``on_trial_end`` / ``on_eval``."""
+    from harness.run import execute
+
+    ran, skipped = [], []
+    for item in items:
+        if item.action == "skip":
+            skipped.append(item)
+            if observer:
+                observer.on_trial_end(item, item.record, ran=False)
+            continue
+        if observer:
+            observer.on_trial_start(item)
+        result = execute(item.plan, RunObserver(observer, item) if observer else None,
+                         run_dir=item.run_dir, extra=item.extra)
+        item.record = result.record
+        ran.append(item)
+        if observer:
+            observer.on_trial_end(item, result.record, ran=True)
+        if result.record["status"] == Status.INTERRUPTED:
+            return ran, skipped, True
+    return ran, skipped, False
+
+
 @dataclass
 class SweepResult:
     sweep: Sweep

@@ -54,14 +54,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from harness.api import Status
 from harness.api import WORKLOAD_HYPERPARAMETERS, canonical_name
 from harness.common.config import load_named_yaml, named_configs
 from harness.common.seeding import derive_seed, stable_hash
 from harness.errors import UserInputError
 from harness.plugins.search_space import SearchSpaceError, validate
 from harness.run.records import safe_name, write_json_atomic
-from harness.sweeps.trials import RunObserver, Sweep, SweepResult, Trial, existing_trial, summarize
+from harness.sweeps.trials import Sweep, SweepResult, Trial, existing_trial, run_inline, summarize
 
 HP_SECTIONS = ("optimizer", "norm")
 
@@ -491,8 +490,6 @@ def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: Any
     records layout is the only coordination. Locally, a Ctrl-C ends the current
     trial as ``interrupted`` (rerun next time) and stops the sweep.
     """
-    from harness.run import execute
-
     from harness.sweeps.executors import preflight
 
     spec = check_executor(executor)
@@ -502,24 +499,8 @@ def run_sweep(sweep: Sweep, observer: SweepObserver | None = None, executor: Any
         from harness.sweeps.executors import run_trials
 
         return run_trials(sweep, spec, observer)
-    ran, skipped = [], []
-    for trial in sweep.trials:
-        if trial.action == "skip":
-            skipped.append(trial)
-            if observer:
-                observer.on_trial_end(trial, trial.record, ran=False)
-            continue
-        if observer:
-            observer.on_trial_start(trial)
-        result = execute(trial.plan, RunObserver(observer, trial) if observer else None,
-                         run_dir=trial.run_dir, extra=trial.extra)
-        trial.record = result.record
-        ran.append(trial)
-        if observer:
-            observer.on_trial_end(trial, result.record, ran=True)
-        if result.record["status"] == Status.INTERRUPTED:
-            return SweepResult(sweep, ran, skipped, interrupted=True)
-    return SweepResult(sweep, ran, skipped)
+    ran, skipped, interrupted = run_inline(sweep.trials, observer)
+    return SweepResult(sweep, ran, skipped, interrupted=interrupted)
 
 
 def tune(
