@@ -85,3 +85,12 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
 
 
+def executor_and_run_overrides(executor: str, overrides: list[str] | None):
+    """(the executor spec, the run overrides): trailing ``executor.KEY=VALUE``
+    arguments set the executor (tune, study lr, study batch); the rest go to
+    every run."""
+    from harness.sweeps.executors import load_executor
+
+    given = overrides or []
+    spec = load_executor(executor, [o for o in given if o.startswith("executor.")])
+    return spec, [o for o in given if not o.startswith("executor.")]

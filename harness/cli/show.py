@@ -18,7 +18,6 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
-from harness.api import comparison_sign
 from harness.cli.app import _help_defaults_to_false, app, console, user_errors
 
 ORIGINS = {"builtin": "built-in", "file": "file", "entry_point": "entry point", "module": "module", "python": "Python"}

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from harness.api import Status, comparison_sign
-from harness.cli.app import app, console, err_console, user_errors
+from harness.cli.app import app, console, err_console, executor_and_run_overrides, user_errors
 from harness.cli.sweeps import _fmt_s, _status_colour
 
 study_app = typer.Typer(no_args_is_help=True, help="Studies the source papers run: learning-rate sensitivity, batch-size scaling.")
@@ -151,11 +151,9 @@ def lr(
 ) -> None:
     """Learning-rate sensitivity: final validation metric over a log-spaced lr grid; resumable."""
     with user_errors():
-        from harness.sweeps.executors import load_executor
         from harness.sweeps.studies import parse_range, plan_lr_study, run_lr_study
 
-        spec = load_executor(executor, [o for o in overrides or [] if o.startswith("executor.")])
-        run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
+        spec, run_overrides = executor_and_run_overrides(executor, overrides)
         study = plan_lr_study(workload, submission, size=size, points=points,
                               lr_range=parse_range(lr_range) if lr_range else None, steps=steps, seeds=seeds,
                               output=output, executor=spec, overrides=run_overrides, variant=variant)
@@ -254,10 +252,8 @@ def batch(
     """Batch-size scaling: steps to target per batch size, perfect-scaling region, critical batch; resumable."""
     with user_errors():
         from harness.sweeps.batch_scaling import plan_batch_study, run_batch_study
-        from harness.sweeps.executors import load_executor
 
-        spec = load_executor(executor, [o for o in overrides or [] if o.startswith("executor.")])
-        run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
+        spec, run_overrides = executor_and_run_overrides(executor, overrides)
         study = plan_batch_study(workload, submission, batch_sizes, size=size, trials=trials, lr_rule=lr_rule,
                                  steps=steps, seed=seed, output=output, executor=spec, overrides=run_overrides)
         _batch_header(study)

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from harness.api import Status, comparison_sign
-from harness.cli.app import user_errors, app, console, err_console
+from harness.cli.app import user_errors, app, console, err_console, executor_and_run_overrides
 from harness.cli.run import _planned_budget
 
 
@@ -205,12 +205,11 @@ def tune(
 ) -> None:
     """Tune a submission on a workload under a ruleset (studies x trials); resumable."""
     with user_errors():
-        from harness.sweeps.executors import load_executor, preflight
+        from harness.sweeps.executors import preflight
         from harness.sweeps.tuning import plan_sweep, run_sweep
 
-        run_overrides = [o for o in overrides or [] if not o.startswith("executor.")]
+        spec, run_overrides = executor_and_run_overrides(executor, overrides)
         run_overrides += ["logging.wandb=true"] if wandb else []
-        spec = load_executor(executor, [o for o in overrides or [] if o.startswith("executor.")])
         sweep = plan_sweep(
             workload, submission, size=size, norm=norm, ruleset=ruleset, studies=studies, trials=trials,
             search_space=search_space, seed=seed, output=output, experiment=experiment, overrides=run_overrides,
