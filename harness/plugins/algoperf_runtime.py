@@ -308,8 +308,8 @@ class Workload:
                  model_state: Any, mode: Any, rng: Any, update_batch_norm: bool,
                  dropout_rate: float | None = None) -> tuple[torch.Tensor, Any]:
         # dropout_rate is accepted as AlgoPerf's model_fn accepts it; the
-        # workload's dropout was fixed when its model was built (the record's
-        # submission block says so where the hyperparameters set one).
+        # trial's dropout_rate built the workload's model (as AlgoPerf's
+        # init_model_fn does), so it is not applied again here.
         model, evaluating = params, getattr(mode, "name", mode) == "EVAL"
         if evaluating:
             if update_batch_norm:
