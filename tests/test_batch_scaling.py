@@ -168,3 +168,17 @@ def test_config_overrides_reach_every_run_but_not_the_keys_the_study_sets(tmp_pa
     assert result.rows[0]["steps_to_target"] == 2 and "target.validation=1.0" in result.ran[0].record["deviations"]
     with pytest.raises(UserInputError, match="the study sets batch_size itself"):
         plan_batch_study("fake", [SGD], "4", output=tmp_path, registry=registry, overrides=["batch_size=4"])
+
+
+@pytest.mark.parametrize("workload, what", [("cifar", "training examples"), ("gnn", "training graphs"),
+                                            ("diffusion", "training images")])
+def test_a_batch_larger_than_the_training_set_is_one_line_and_writes_nothing(tmp_path, workload, what):
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "-w", workload, "batch_size=1000000",
+                          "-o", str(tmp_path / "results")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    # the run's header, then one error line: no traceback
+    assert "Traceback" not in out.stdout + out.stderr
+    error = out.stderr.strip().splitlines()
+    assert len(error) == 1 and f"{workload} tiny: batch_size 1000000 exceeds the" in error[0] and what in error[0]
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("run.json"))

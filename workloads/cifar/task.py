@@ -26,6 +26,7 @@ from harness.common import synthetic
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
+from harness.errors import UserInputError
 
 from . import data
 from .model import HEAD, RESNET18, ResNet, ResNetConfig
@@ -95,7 +96,9 @@ class CifarTask(Task):
         # Drop the last partial batch of each epoch: every step has batch_size examples.
         self.steps_per_epoch = self.num_train // size.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"batch size {size.batch_size} exceeds the {self.num_train} training examples")
+            # A user's batch_size=N (config, a batch study) meets this before anything is written: one line.
+            raise UserInputError(f"cifar {size.name}: batch_size {size.batch_size} "
+                                 f"exceeds the {self.num_train} training examples")
 
         self._generator = torch.Generator(device=self.device)
         self._epoch = -1

@@ -43,6 +43,7 @@ from harness.common import synthetic
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
+from harness.errors import UserInputError
 
 from . import data
 from .model import DDPM_CIFAR10, HEAD, UNet, UNetConfig
@@ -122,7 +123,9 @@ class DiffusionTask(Task):
         self.num_train = self.train_x.shape[0]
         self.steps_per_epoch = self.num_train // size.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"batch size {size.batch_size} exceeds the {self.num_train} training images")
+            # A user's batch_size=N (config, a batch study) meets this before anything is written: one line.
+            raise UserInputError(f"diffusion {size.name}: batch_size {size.batch_size} "
+                                 f"exceeds the {self.num_train} training images")
 
         # The fixed evaluation problems, drawn on the CPU (same numbers on any
         # device) from seeds that name the size and split but not the run.

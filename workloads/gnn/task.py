@@ -58,6 +58,7 @@ from harness.common import synthetic
 from harness.common.datacache import arrays_digest
 from harness.params import infer_param_types
 from harness.common.seeding import derive_seed
+from harness.errors import UserInputError
 
 from . import data
 from .model import ALGOPERF_OGBG, GNN, HEAD, GNNConfig, GraphBatch
@@ -248,7 +249,9 @@ class GnnTask(Task):
         self.train = self.stores["train"]
         self.steps_per_epoch = self.train.num_graphs // size.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"batch size {size.batch_size} exceeds the {self.train.num_graphs} training graphs")
+            # A user's batch_size=N (config, a batch study) meets this before anything is written: one line.
+            raise UserInputError(f"gnn {size.name}: batch_size {size.batch_size} "
+                                 f"exceeds the {self.train.num_graphs} training graphs")
         # Evaluation sets in their stored order, laid out once.
         self.eval_plans = {
             name: store.plan(torch.arange(store.num_graphs)) for name, store in self.stores.items() if name != "train"
