@@ -40,6 +40,13 @@ def _registry(reference_steps: int = 40) -> Registry:
     return registry
 
 
+@pytest.fixture(autouse=True)
+def _quiet_probe(monkeypatch):
+    """The speed probe judges the machine quiet (its caching is what these tests
+    check; a loaded CI machine would otherwise keep it from caching)."""
+    monkeypatch.setattr(speed, "_probe_contention", lambda *args: None)
+
+
 def _size(registry: Registry) -> api.Size:
     return registry.workloads["fake"].info.sizes["tiny"]
 
@@ -169,3 +176,32 @@ def test_a_distributed_run_keeps_the_calibration_class_seconds(tmp_path, monkeyp
     assert explicit.budget_note == ""  # the user's own seconds need no excuse
     assert "(the calibration class" in speed.describe({"max_runtime_s": 1.0, "basis": "fixed",
                                                        "note": "the calibration class's seconds"})
+
+
+def test_a_probe_beside_other_work_serves_its_run_but_is_never_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTBENCH_CACHE_DIR", str(tmp_path))
+    registry = _registry()
+    judged = []
+
+    def busy(first, last, threads, device_type):
+        judged.append((last.step - first.step, last.wall - first.wall))
+        return "contended: other processes used 60% of the CPU in the speed probe (steps 5-35, 0.7 s)"
+
+    monkeypatch.setattr(speed, "_probe_contention", busy)
+    first = _speed(registry)
+    # the judged stretch is the timed chunks alone, not the warm-up or the evaluation
+    assert judged[0][0] == speed.CHUNKS * speed.CHUNK_STEPS and judged[0][1] >= sum(first.chunk_s_per_step) * speed.CHUNK_STEPS
+    assert first.contended.startswith("contended: other processes") and not first.cached
+    assert not (tmp_path / speed.SPEED_DIR / f"{first.key}.json").exists()
+    assert not _speed(registry).cached  # measured again, not read back
+    budget = speed.local_budget(_size(registry), first)
+    assert "beside other work (not cached)" in speed.describe(budget)
+    monkeypatch.setattr(speed, "_probe_contention", lambda *args: None)  # a quiet machine again
+    quiet = _speed(registry)
+    assert quiet.contended is None and _speed(registry).cached
+
+
+def test_the_probe_times_one_evaluation_for_study_estimates():
+    measured = _speed(_registry(), remeasure=True)
+    # the fake's evaluation busy-waits EVAL_S: one evaluation, not several, and not a step
+    assert fakes.EVAL_S <= measured.eval_s < fakes.EVAL_S + 0.05

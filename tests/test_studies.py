@@ -162,3 +162,33 @@ def test_bench_study_lr_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_estimate_counts_steps_and_evaluations_from_this_machines_probe_then_the_studys_runs(tmp_path, monkeypatch):
+    from harness.run import speed
+    from harness.sweeps.studies import estimate_s
+
+    monkeypatch.setattr(speed, "_probe_contention", lambda *args: None)  # judged quiet: the figures are the fake's
+    info = fakes.fake_info(target=3.0, every_steps=2)
+    size = api.Size(**{**vars(info.sizes["tiny"]), "reference_steps": 40, "target_setting": {
+        "optimizer": SGD, "hyperparameters": {"lr": 0.01}, "hardware_id": "hw-reference", "seconds_per_step": 0.5}})
+    registry = Registry(entry_points=False)
+    registry.add_workload(api.WorkloadInfo(**{**vars(info), "sizes": {"tiny": size}}))
+    study = plan_lr_study("fake", [SGD], points=3, lr_range=(1e-3, 1e-1), steps=6, output=tmp_path, registry=registry)
+    seconds, basis = estimate_s(study)
+    # 3 runs x 6 steps x (a 0.02 s step + a 0.05 s evaluation every 2 steps); not the calibration's 0.5 s/step
+    assert basis == "this machine's speed probe of the size's baseline"
+    expected = 3 * 6 * (fakes.STEP_S + fakes.EVAL_S / 2)
+    assert expected <= seconds < expected * 1.6
+    lr_study("fake", [SGD], points=3, lr_range=(1e-3, 1e-1), steps=6, output=tmp_path, registry=registry)
+    more_seeds = plan_lr_study("fake", [SGD], points=3, lr_range=(1e-3, 1e-1), steps=6, seeds=2, output=tmp_path,
+                               registry=registry)
+    seconds, basis = estimate_s(more_seeds)  # seed 1's three runs, at the finished seed-0 runs' pace
+    assert basis == "3 finished run(s) of this study" and seconds > 0
+    monkeypatch.setattr(speed, "_probe_contention", lambda *args: "contended: busy")
+    monkeypatch.setenv("OPTBENCH_CACHE_DIR", str(tmp_path / "empty-cache"))  # measured afresh, beside "other work"
+    busy = plan_lr_study("fake", [SGD], points=2, steps=6, output=tmp_path / "d", registry=registry)
+    assert estimate_s(busy)[1] == "this machine's speed probe of the size's baseline, taken beside other work"
+    # without a tuned baseline to probe, the size's calibration figure; without that, no estimate
+    plain = plan_lr_study("fake", [SGD], points=2, steps=6, output=tmp_path / "c", registry=_registry())
+    assert estimate_s(plain) == (None, "no finished run and no calibration to go by")

@@ -13,13 +13,17 @@ workload's default norm), measured outside any run's clock: WARMUP_STEPS steps
 (first-call kernel selection), then CHUNKS chunks of CHUNK_STEPS steps, each
 timed after a device sync; the fastest chunk sets the figure (as in timeit: a
 slower chunk measures other processes, not this machine). The metric stays
-wall-clock seconds on the machine that ran; only the budget travels.
+wall-clock seconds on the machine that ran; only the budget travels. One
+evaluation is timed after the chunks (``eval_s``): budgets ignore it (evaluation
+is untimed), a study's time estimate counts it (harness/sweeps/studies.py).
 
 A measurement is cached in the user cache (harness/common/usercache.py) per hardware
 class, size, thread count, torch version and the code it ran (the workload's
 package and both plugins' sources), so it is taken once per class and retaken
-when any of those changes. ``bench hw --speed`` prints every tiny size's
-figure and its speed factor (local s/step over the calibration class's).
+when any of those changes. A probe the run's own contention limits judge
+contended (harness/run/timing.py) is used once and not cached. ``bench hw
+--speed`` prints every tiny size's figure and its speed factor (local s/step
+over the calibration class's).
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ from typing import Any
 from harness import api
 
 from harness.common import usercache
+from harness.run import timing
 from harness.errors import UserInputError
 
 WARMUP_STEPS = 5
 CHUNK_STEPS = 10
 CHUNKS = 3
 SPEED_DIR = "speed"
-FORMAT = 1
+FORMAT = 2  # 2: one evaluation's seconds (eval_s) measured too
 
 
 @dataclass
@@ -55,6 +60,10 @@ class Speed:
     threads: int
     measured_at: str
     key: str
+    # One evaluation of the baseline model (untimed in runs): what a study's time
+    # estimate adds per evaluation. None in entries written before it was measured.
+    eval_s: float | None = None
+    contended: str | None = None  # set on a probe taken beside other work (then not cached)
     cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,8 +116,17 @@ def cache_key(entry, size: api.Size, threads: int, hardware_id: str | None, regi
     }, length=24)
 
 
-def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registry, point=None) -> tuple[list[float], str]:
-    """Time the tuned baseline's steps; returns (seconds per step of each chunk, method).
+@dataclass
+class Measured:
+    chunks: list[float]  # seconds per step of each timed chunk
+    method: str
+    eval_s: float  # one evaluation
+    contended: str | None  # why the chunks' clock cannot be trusted (harness/run/timing.py), or None
+
+
+def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registry, point=None) -> Measured:
+    """Time the tuned baseline's steps, then one evaluation, and judge whether
+    the machine was quiet while the chunks ran (the run's own contention limits).
 
     Runs in a forked RNG state and restores Python's and numpy's, so measuring
     (or not, on a cache hit) never changes the run that follows.
@@ -142,6 +160,8 @@ def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registr
             for chunk in range(-1, CHUNKS):  # chunk -1 is the warm-up
                 n = WARMUP_STEPS if chunk < 0 else CHUNK_STEPS
                 sync()
+                if chunk == 0:
+                    first = timing.snapshot(step)
                 start = time.perf_counter()
                 for _ in range(n):
                     ctx.batch, ctx.step = task.next_batch(step), step
@@ -150,11 +170,25 @@ def measure(entry, size: api.Size, threads: int, device, data_dir: Path, registr
                 sync()
                 if chunk >= 0:
                     chunks.append((time.perf_counter() - start) / n)
+            contended = _probe_contention(first, timing.snapshot(step), threads, device.type)
+            model.eval()
+            start = time.perf_counter()
+            with torch.no_grad():
+                task.evaluate(model)
+            sync()
+            eval_s = time.perf_counter() - start
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
         torch.set_num_threads(old_threads)
-    return chunks, _method()
+    return Measured(chunks, _method(), eval_s, contended)
+
+
+def _probe_contention(first: timing.Snapshot, last: timing.Snapshot, threads: int, device_type: str) -> str | None:
+    """The timed chunks judged as one segment of a run (harness/run/timing.py)."""
+    figures = timing.segment_figures(first, last, threads, device_type)
+    reason = timing.contention([{**figures, "first_step": first.step, "last_step": last.step}])
+    return None if reason is None else reason.replace("segment 1", "the speed probe", 1)
 
 
 def _cache_path(key: str) -> Path | None:
@@ -178,13 +212,17 @@ def local_speed(entry, size: api.Size, *, threads: int, device, data_dir: Path, 
                 return Speed(**{**cached, "cached": True})
         except (OSError, ValueError, TypeError):
             pass  # torn or foreign file: measure again
-    chunks, method = measure(entry, size, threads, device, data_dir, registry, point)
+    probe = measure(entry, size, threads, device, data_dir, registry, point)
     speed = Speed(
-        workload=entry.info.name, size=size.name, s_per_step=min(chunks), chunk_s_per_step=chunks,
-        method=method, hardware_id=hardware_id, threads=threads,
-        measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), key=key,
+        workload=entry.info.name, size=size.name, s_per_step=min(probe.chunks), chunk_s_per_step=probe.chunks,
+        method=probe.method, hardware_id=hardware_id, threads=threads,
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), key=key, eval_s=round(probe.eval_s, 4),
+        contended=probe.contended,
     )
-    if path is not None:
+    # A probe beside other work measures them, not this machine: it serves this
+    # call (whose run will be judged contended on its own) but is never cached,
+    # so it cannot inflate the budgets of the quiet runs that follow.
+    if path is not None and probe.contended is None:
         blob = json.dumps(speed.as_dict(), indent=1).encode()
         usercache.write_atomic(path, lambda f: f.write(blob))
     return speed
@@ -224,6 +262,8 @@ def describe(budget: dict[str, Any]) -> str:
     speed = budget["speed"]
     factor = budget.get("speed_factor")
     where = "cached" if speed.get("cached") else "measured now"
+    if speed.get("contended"):
+        where = "measured now beside other work (not cached)"
     text = (f"budget {budget['max_runtime_s']:.1f} timed s here = {budget['reference_steps']} reference steps "
             f"x {speed['s_per_step'] * 1000:.1f} ms/step / {budget['budget_fraction']:g}")
     if budget.get("multiplier", 1.0) != 1.0:

@@ -436,14 +436,19 @@ def nproc_of(executor: Any) -> int:
 def estimate_s(study: Any) -> tuple[float | None, str]:
     """(seconds, basis): the time the study's unfinished points will take:
     their steps (a batch study's weighted by batch / the size's batch, as the
-    work per step grows) x seconds per step, from the finished runs of this
-    study (timed + eval seconds per step, median) if any, else the size's
-    calibration (``target_setting.seconds_per_step``: another machine's)."""
+    work per step grows) x seconds per step, evaluations included. The seconds
+    per step come from, in order: the finished runs of this study (timed + eval
+    seconds per step, median); this machine's speed probe of the size's tuned
+    baseline (:func:`probe_s_per_step`: cached per hardware class, else measured
+    now in seconds); the size's calibration (another machine's, evaluations not
+    counted)."""
     import statistics
 
     from harness.run.speed import reference_s_per_step
 
-    base_batch = study.points[0].plan.size.batch_size if study.points else 1
+    if not study.points:
+        return None, "no runs"
+    base_batch = study.points[0].plan.size.batch_size
     work = lambda p: (p.plan.max_steps or study.steps) * getattr(p, "batch_size", base_batch) / base_batch  # noqa: E731
     done = [(p.record, work(p) / max(1, p.plan.max_steps or study.steps)) for p in study.points
             if p.action == "skip" and p.record and p.record.get("steps")]
@@ -451,10 +456,45 @@ def estimate_s(study: Any) -> tuple[float | None, str]:
     if per_step:
         s, basis = statistics.median(per_step), f"{len(per_step)} finished run(s) of this study"
     else:
-        s, basis = reference_s_per_step(study.points[0].plan.size) if study.points else None, "the size's calibration (another machine; evals not counted)"
+        s, busy = probe_s_per_step(study.points[0].plan)
+        basis = "this machine's speed probe of the size's baseline" + (", taken beside other work" if busy else "")
+        if s is None:
+            s, basis = reference_s_per_step(study.points[0].plan.size), "the size's calibration (another machine; evals not counted)"
     if s is None:
         return None, "no finished run and no calibration to go by"
     return sum(work(p) for p in study.to_run) * s, basis
+
+
+def probe_s_per_step(plan: Any) -> tuple[float | None, bool]:
+    """(seconds per step, busy): the size's tuned baseline on this machine at
+    the study's thread count, with one evaluation spread over the study's eval
+    cadence (harness/run/speed.py: cached per hardware class, else measured,
+    which takes seconds); busy when the probe ran beside other work. None for a
+    size without a reference-work budget (full sizes), and wherever the probe
+    fails: an estimate never stops a study."""
+    info = plan.workload.info
+    base = info.sizes.get(plan.size.name)
+    if base is None or base.reference_steps is None or not base.target_setting or base.device != "cpu":
+        return None, False
+    import torch
+
+    from harness.common.seeding import default_threads
+    from harness.run import build, fingerprint, speed
+
+    threads = int(plan.config.get("threads") or default_threads())
+    old_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)  # part of the hardware class, as in a run
+        hardware_id = fingerprint.collect().get("hardware_id")
+        measured = speed.local_speed(plan.workload, base, threads=threads, device=torch.device("cpu"),
+                                     data_dir=build.resolve_data_dir(plan.config), hardware_id=hardware_id)
+    except Exception:  # noqa: BLE001 - the estimate falls back to the calibration's figure
+        return None, False
+    finally:
+        torch.set_num_threads(old_threads)
+    every = plan.eval_every_steps or base.eval_every_steps
+    eval_share = measured.eval_s / every if measured.eval_s and every else 0.0
+    return measured.s_per_step + eval_share, measured.contended is not None
 
 
 def run_lr_study(study: LrStudy, observer: StudyObserver | None = None, executor: Any = "local") -> LrStudyResult:
