@@ -379,7 +379,8 @@ def _speed_table(fp: dict[str, Any], threads: int, remeasure: bool) -> None:
             table.add_row(name, size.name, f"{measured.s_per_step * 1000:.1f}", f"{ref * 1000:.1f}" if ref else "—",
                           f"{b['speed_factor']:.2f}" if b["speed_factor"] else "—", str(b["budget_steps"]),
                           f"{b['max_runtime_s']:.1f} s", f"{b['reference_max_runtime_s']:g} s on {b['reference_hardware_id']}",
-                          ("cached " if measured.cached else "measured ") + measured.measured_at)
+                          ("cached " if measured.cached else "measured ") + measured.measured_at
+                          + (" beside other work, not cached" if measured.contended else ""))
     console.print(table)
 
 
