@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from harness import api
 from harness.errors import UserInputError
@@ -110,6 +111,44 @@ def test_a_diverged_point_is_marked_and_counts_as_the_initial_loss(tmp_path):
     assert s["init_loss"] == -1.0 and s["best_loss"] == -3.0 and s["lr_sensitivity"] == pytest.approx(1.0)
     csv_rows = _rows(tmp_path / "study_lr" / "fake-tiny" / "lr_sensitivity.csv")
     assert [r["diverged"] for r in sorted(csv_rows, key=lambda r: float(r["lr"]))] == ["False", "True"]
+
+
+class NanScoreTask(fakes.SleepTask):
+    """The fake whose validation score turns nan once the weights do, as a real
+    workload's metric does after divergence (written to metrics.jsonl as "nan")."""
+
+    def evaluate(self, model):
+        metrics = super().evaluate(model)
+        if not all(bool(p.isfinite().all()) for p in model.parameters()):
+            metrics = {k: float("nan") for k in metrics}
+        return metrics
+
+
+def _blow_up_above(ctx):
+    """At an lr above 0.05 the weights become nan (and so the loss and every metric)."""
+    loss = api.default_update(ctx)
+    if ctx.optimizer.param_groups[0]["lr"] > 0.05:
+        with torch.no_grad():
+            for p in ctx.model.parameters():
+                p.fill_(float("nan"))
+    return loss
+
+
+BLOW_UP_SGD = SimpleNamespace(**{**vars(fakes.PLAIN_SGD), "update": _blow_up_above})
+
+
+def test_a_point_whose_metrics_went_nan_is_read_back_as_diverged(tmp_path):
+    # metrics.jsonl holds "nan" strings (JSON has no NaN): reading them back must not break the study's tables
+    registry = Registry(entry_points=False)
+    registry.add_workload(fakes.fake_info(target=3.0, every_steps=2, task="tests.test_studies:NanScoreTask"))
+    result = lr_study("fake", ["tests.test_studies:BLOW_UP_SGD"], points=2, lr_range=(1e-2, 1e-1), steps=4,
+                      output=tmp_path, registry=registry)
+    by_lr = {r["lr"]: r for r in result.rows}
+    assert by_lr[0.1]["diverged"] is True and by_lr[0.1]["final_loss"] == math.inf
+    assert by_lr[0.1]["reached_target"] is False and by_lr[0.01]["diverged"] is False
+    nan_rows = read_metrics(by_lr[0.1]["run_dir"])
+    assert nan_rows and all(math.isnan(r["validation/score"]) for r in nan_rows)
+    assert result.summary[0]["diverged_runs"] == 1 and result.summary[0]["best_lr"] == 0.01
 
 
 def test_lr_sensitivity_against_a_hand_computed_example():

@@ -292,8 +292,13 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         return json.load(f)
 
 
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of metrics.jsonl; a truncated last line (a crash mid-write) is skipped."""
+    """Rows of metrics.jsonl; a truncated last line (a crash mid-write) is skipped.
+    The non-finite values written as strings (:func:`_clean`: "nan", "inf",
+    "-inf") come back as floats, so a diverged run's rows compare as numbers."""
     rows = []
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
@@ -304,7 +309,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(row, dict):
+                row = {k: _NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in row.items()}
+            rows.append(row)
     return rows
