@@ -182,3 +182,17 @@ def test_a_batch_larger_than_the_training_set_is_one_line_and_writes_nothing(tmp
     error = out.stderr.strip().splitlines()
     assert len(error) == 1 and f"{workload} tiny: batch_size 1000000 exceeds the" in error[0] and what in error[0]
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("run.json"))
+
+
+def test_batch_study_points_are_on_no_board_not_even_an_unofficial_one(tmp_path):
+    from harness.score.scoring import not_a_trial, score_records
+
+    registry = _registry()
+    batch_study("fake", [SGD], "4,16", lr_rule="linear", steps=6, output=tmp_path, registry=registry)
+    sizes = lambda workload, size: registry.workloads[workload].info.sizes[size]  # noqa: E731
+    board = score_records([tmp_path], include_unofficial=True, sizes=sizes)
+    assert board.groups == [] and len(board.left_out) == 2
+    assert [w.split(":")[0] for w in board.warnings] == ["left out of every board of ruleset untuned"]
+    assert all(r.startswith("a point of bench study batch (another batch size)") for r in board.left_out["reason"])
+    assert not_a_trial({"calibration": {"phase": "search"}}).startswith("a calibration run")
+    assert not_a_trial({"status": "reached", "tuning": {"trial": 0}}) is None

@@ -231,3 +231,14 @@ def test_the_estimate_counts_steps_and_evaluations_from_this_machines_probe_then
     # without a tuned baseline to probe, the size's calibration figure; without that, no estimate
     plain = plan_lr_study("fake", [SGD], points=2, steps=6, output=tmp_path / "c", registry=_registry())
     assert estimate_s(plain) == (None, "no finished run and no calibration to go by")
+
+
+def test_study_points_are_on_no_board_not_even_an_unofficial_one(tmp_path):
+    from harness.score.scoring import score_records
+
+    registry = _registry()
+    lr_study("fake", [SGD], points=2, lr_range=(1e-3, 1e-1), steps=4, output=tmp_path, registry=registry)
+    sizes = lambda workload, size: registry.workloads[workload].info.sizes[size]  # noqa: E731
+    board = score_records([tmp_path], include_unofficial=True, sizes=sizes)
+    assert board.groups == [] and len(board.left_out) == 2
+    assert all(r.startswith("a point of bench study lr (fixed steps") for r in board.left_out["reason"])

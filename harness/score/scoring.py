@@ -407,6 +407,8 @@ def _log_problem(rec: Mapping[str, Any], log_path: Path) -> str | None:
     status = rec.get("status")
     if status not in (Status.REACHED, Status.BUDGET_EXHAUSTED):
         return None
+    if status == Status.BUDGET_EXHAUSTED and not_a_trial(rec):
+        return None  # an LR study's or a calibration's run goes on past the target by design
     sealed = DIGEST_KEY in rec
     target = _log_target(rec)
     if not log_path.is_file():
@@ -674,6 +676,20 @@ def _budget_problem(rec: Mapping[str, Any], size: Any) -> str | None:
     return None
 
 
+def not_a_trial(rec: Mapping[str, Any]) -> str | None:
+    """Why a record is a measurement, not a timed attempt at its target, and so
+    on no board at all (not even an unofficial one), or None for a run or trial."""
+    if rec.get("synthetic"):
+        return "synthetic data (data.synthetic=true): a step-time, memory and MFU measurement with no target"
+    study = rec.get("study")
+    if isinstance(study, Mapping):
+        how = "fixed steps, no stop at the target" if study.get("kind") == "lr" else "another batch size"
+        return f"a point of bench study {study.get('kind', '')} ({how}): a study's measurement, not a trial"
+    if rec.get("calibration"):
+        return "a calibration run (bench calibrate): it sets a target, it is not timed to one"
+    return None
+
+
 def comparability_problems(rec: Mapping[str, Any], size: Any = ...) -> list[str]:
     """Why a record may not share an official board, or [] when it may.
 
@@ -687,8 +703,9 @@ def comparability_problems(rec: Mapping[str, Any], size: Any = ...) -> list[str]
     problems = []
     if rec.get("_unsealed"):
         problems.append("no digest: not written by optbench, or edited")
-    if rec.get("synthetic"):  # on no board at all, not even an unofficial one (_scoring_trials)
-        return [*problems, "synthetic data (data.synthetic=true): a step-time, memory and MFU measurement with no target"]
+    measurement = not_a_trial(rec)
+    if measurement:  # on no board at all, not even an unofficial one (_scoring_trials)
+        return [*problems, measurement]
     if not bool(rec.get("official", True)):
         deviations = [str(d) for d in rec.get("deviations") or []]
         problems.append("unofficial" + (f" ({', '.join(deviations)})" if deviations else ""))
@@ -755,11 +772,12 @@ def trials_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "flops_per_step": _as_float(compute.get("flops_per_step")) or math.nan,
             "achieved_flops_per_s": _as_float(compute.get("achieved_flops_per_s")) or math.nan,
             "synthetic": bool(rec.get("synthetic")),
+            "not_a_trial": not_a_trial(rec) is not None,
         })
     columns = ["ruleset", "hardware_id", "submission", "workload", "study", "trial", "trial_id", "status",
                "time_to_target_s", "steps_to_target", "official", "data_sha256", "budget_basis",
                "reference_hardware_id", "speed_factor", "time_s_normalized", "path", "hyperparameters",
-               "flops_per_step", "achieved_flops_per_s", "synthetic"]
+               "flops_per_step", "achieved_flops_per_s", "synthetic", "not_a_trial"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -992,9 +1010,13 @@ def _comparable_trials(loaded: Loaded, lookup: Callable[[str, str], Any]) -> tup
 def _unofficial_notes(left: pd.DataFrame, include_unofficial: bool) -> list[str]:
     """The warnings about the records kept off the official boards: where they
     went, and, when they are not scored, how to score them."""
+    measurements = left["not_a_trial"].astype(bool) if not left.empty else pd.Series(dtype=bool)
+    notes = _left_out_notes(left[measurements], left["left_out"][measurements], "left out of every board")
+    left = left[~measurements]
     if include_unofficial:
-        return _left_out_notes(left, left["left_out"], "scored on the unofficial board(s) instead of the official ones")
-    notes = _left_out_notes(left, left["left_out"], "left out of the official board(s)")
+        return notes + _left_out_notes(left, left["left_out"],
+                                       "scored on the unofficial board(s) instead of the official ones")
+    notes += _left_out_notes(left, left["left_out"], "left out of the official board(s)")
     if not left.empty:
         notes.append(f"--unofficial scores the {len(left)} record(s) left out as boards of their own")
     return notes
@@ -1005,8 +1027,10 @@ def _scoring_trials(trials: pd.DataFrame, allow_mixed_hardware: bool, normalize:
     """(the rows scored, same index as ``trials``, with the board each belongs
     to in its hardware_id and the seconds it is scored by; the warnings about
     rows that cannot be normalised)."""
-    # A synthetic run has no target to be timed to: listed as left out, never scored.
-    scoring_trials = trials[~trials["synthetic"].astype(bool)].copy() if include_unofficial else trials[trials["board"] == OFFICIAL_BOARD].copy()
+    # A synthetic run, a study's point or a calibration run is a measurement, not a
+    # timed attempt at the target (not_a_trial): listed as left out, never scored.
+    scoring_trials = (trials[~trials["not_a_trial"].astype(bool)].copy() if include_unofficial
+                      else trials[trials["board"] == OFFICIAL_BOARD].copy())
     notes: list[str] = []
     if allow_mixed_hardware:
         scoring_trials["hardware_id"] = MIXED
