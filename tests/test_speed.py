@@ -40,13 +40,6 @@ def _registry(reference_steps: int = 40) -> Registry:
     return registry
 
 
-@pytest.fixture(autouse=True)
-def _quiet_probe(monkeypatch):
-    """The speed probe judges the machine quiet (its caching is what these tests
-    check; a loaded CI machine would otherwise keep it from caching)."""
-    monkeypatch.setattr(speed, "_probe_contention", lambda *args: None)
-
-
 def _size(registry: Registry) -> api.Size:
     return registry.workloads["fake"].info.sizes["tiny"]
 

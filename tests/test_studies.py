@@ -207,7 +207,6 @@ def test_the_estimate_counts_steps_and_evaluations_from_this_machines_probe_then
     from harness.run import speed
     from harness.sweeps.studies import estimate_s
 
-    monkeypatch.setattr(speed, "_probe_contention", lambda *args: None)  # judged quiet: the figures are the fake's
     info = fakes.fake_info(target=3.0, every_steps=2)
     size = api.Size(**{**vars(info.sizes["tiny"]), "reference_steps": 40, "target_setting": {
         "optimizer": SGD, "hyperparameters": {"lr": 0.01}, "hardware_id": "hw-reference", "seconds_per_step": 0.5}})
