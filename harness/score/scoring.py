@@ -1010,7 +1010,7 @@ def _comparable_trials(loaded: Loaded, lookup: Callable[[str, str], Any]) -> tup
 def _unofficial_notes(left: pd.DataFrame, include_unofficial: bool) -> list[str]:
     """The warnings about the records kept off the official boards: where they
     went, and, when they are not scored, how to score them."""
-    measurements = left["not_a_trial"].astype(bool) if not left.empty else pd.Series(dtype=bool)
+    measurements = left["not_a_trial"].astype(bool)
     notes = _left_out_notes(left[measurements], left["left_out"][measurements], "left out of every board")
     left = left[~measurements]
     if include_unofficial:
